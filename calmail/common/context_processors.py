@@ -1,0 +1,39 @@
+"""The navigation: only the sections the user may open."""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    label: Promise
+    url_name: str
+    permission: str
+    icon: str
+
+
+# One entry per section app; later sections add theirs here.
+SECTIONS = (
+    Section("smtpconfig", _("SMTP configurations"), "smtpconfig:list", "smtpconfig.view_smtpconfiguration", "hdd-network"),
+)
+
+
+def sections_for(user) -> list[dict]:
+    if not user.is_authenticated:
+        return []
+    return [
+        {"key": s.key, "label": s.label, "url": reverse(s.url_name), "icon": s.icon}
+        for s in SECTIONS
+        if user.has_perm(s.permission)
+    ]
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None:
+        return {}
+    return {"nav_sections": sections_for(user)}

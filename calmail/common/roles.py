@@ -1,0 +1,52 @@
+"""The three roles, as Django groups carrying model permissions.
+
+Team groups (which own actions and mails) are ordinary Django groups too; a role
+group is recognised by its name. Apps grant their permissions to roles in data
+migrations through grant_permissions(), so a fresh database and an upgraded one
+end up the same.
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+ADMINISTRATOR = "Administrator"
+POWER_USER = "Power user"
+VIEWER = "Viewer"
+ROLE_NAMES = (ADMINISTRATOR, POWER_USER, VIEWER)
+ROLE_LABELS = {
+    ADMINISTRATOR: _("Administrator"),
+    POWER_USER: _("Power user"),
+    VIEWER: _("Viewer"),
+}
+
+
+def is_administrator(user) -> bool:
+    """Administrators see and manage everything, like superusers."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name=ADMINISTRATOR).exists()
+
+
+def grant_permissions(apps, grants: dict[str, list[str]]) -> None:
+    """For data migrations: give each role the listed "app_label.codename" permissions.
+
+    Permissions are normally created after migrate (post_migrate); create them now so
+    that a single migrate on an empty database leaves the roles complete.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, perms in grants.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        for perm in perms:
+            app_label, codename = perm.split(".", 1)
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )

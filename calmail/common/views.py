@@ -1,0 +1,56 @@
+import logging
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from calmail.celery import app as celery_app
+from calmail.common.context_processors import sections_for
+
+logger = logging.getLogger(__name__)
+
+
+def home(request):
+    """Open the first section the user may see; users without a role get an explanation."""
+    sections = sections_for(request.user)
+    if sections:
+        return redirect(sections[0]["url"])
+    return render(request, "common/no_role.html", status=403)
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        logger.warning("Health check: database unavailable: %s", exc.__class__.__name__)
+        return exc.__class__.__name__
+    return None
+
+
+def _check_broker() -> str | None:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        logger.warning("Health check: broker unavailable: %s", exc.__class__.__name__)
+        return exc.__class__.__name__
+    return None
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request):
+    """Database and broker reachable? 200 or 503, no login; names no hosts or credentials."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    healthy = all(error is None for error in checks.values())
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "checks": {name: ("ok" if error is None else f"error: {error}") for name, error in checks.items()},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -1,0 +1,5 @@
+from django.views.generic import TemplateView
+
+
+class SmtpConfigurationListView(TemplateView):
+    template_name = "smtpconfig/list.html"
