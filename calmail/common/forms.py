@@ -1,0 +1,29 @@
+"""The form pattern: crispy-forms with Bootstrap 5, one submit button, a cancel link."""
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Submit
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+
+class CrispyFormMixin:
+    """Gives a form a FormHelper; subclasses may set `layout` in build_layout()."""
+
+    submit_label = _("Save")
+
+    def __init__(self, *args, cancel_url: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper(self)
+        self.helper.form_tag = True
+        self.helper.attrs = {"novalidate": ""}
+        layout = self.build_layout()
+        if layout is not None:
+            self.helper.layout = layout
+        self.helper.add_input(Submit("submit", self.submit_label))
+        if cancel_url:
+            self.helper.layout.append(
+                HTML(format_html('<a class="btn btn-link" href="{}">{}</a>', cancel_url, _("Cancel")))
+            )
+
+    def build_layout(self):
+        return None

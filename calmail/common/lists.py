@@ -1,0 +1,190 @@
+"""The list-page pattern every section uses: filter + table + pagination + export + bulk."""
+
+from dataclasses import dataclass, field
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views import View
+from django_filters.views import FilterView
+from django_tables2 import RequestConfig, SingleTableMixin
+
+from calmail.common.export import EXPORT_FORMATS, csv_response, export_rows, xlsx_response
+
+
+class ExportMixin:
+    """`?_export=csv|xlsx` returns the filtered, ordered rows instead of the page."""
+
+    export_param = "_export"
+    export_name = "export"
+
+    def render_to_response(self, context, **response_kwargs):
+        export_format = self.request.GET.get(self.export_param)
+        if export_format in EXPORT_FORMATS:
+            return self.export(export_format)
+        return super().render_to_response(context, **response_kwargs)
+
+    def export(self, export_format: str):
+        table = self.get_table_class()(data=self.get_table_data(), **self.get_table_kwargs())
+        RequestConfig(self.request, paginate=False).configure(table)
+        rows = export_rows(table)
+        if export_format == "csv":
+            return csv_response(rows, filename=self.export_name)
+        return xlsx_response(rows, filename=self.export_name, sheet_title=str(self.title))
+
+
+class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    """Base list page. Subclasses set model, filterset_class, table_class, permission_required,
+    title, and optionally create_url_name and bulk_actions."""
+
+    template_name = "common/list.html"
+    title = ""
+    create_url_name: str | None = None
+    create_permission: str | None = None
+    bulk_url_name: str | None = None
+    bulk_actions: dict = {}
+    raise_exception = True
+
+    def get_table_kwargs(self):
+        kwargs = super().get_table_kwargs()
+        kwargs["user"] = self.request.user
+        if not self.allowed_bulk_actions():
+            kwargs["exclude"] = ("selection",)
+        return kwargs
+
+    def get_table_pagination(self, table):
+        # The table caps whatever size is asked for (CalmailTable.paginate).
+        return {"per_page": settings.CALMAIL_PAGE_SIZE}
+
+    def allowed_bulk_actions(self) -> dict:
+        return allowed_actions(self.bulk_actions, self.request.user)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        context.update(
+            title=self.title,
+            create_url=(
+                reverse(self.create_url_name)
+                if self.create_url_name and (not self.create_permission or user.has_perm(self.create_permission))
+                else None
+            ),
+            bulk_url=reverse(self.bulk_url_name) if self.bulk_url_name else None,
+            bulk_actions=self.allowed_bulk_actions(),
+            export_formats=EXPORT_FORMATS,
+            query_without_page=_query_without(self.request, {"page", "_export"}),
+            filters_active=any(
+                value for key, value in self.request.GET.items() if key not in {"page", "sort", "per_page"}
+            ),
+        )
+        return context
+
+
+def _query_without(request, keys: set[str]) -> str:
+    query = request.GET.copy()
+    for key in keys:
+        query.pop(key, None)
+    return query.urlencode()
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    done: int
+    refused: list[tuple[object, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """A bulk action on selected rows.
+
+    `refusal(obj)` says why one object would be left out (None if it is fine); it is
+    shown on the confirmation page. `run(objects, user)` does the work through services
+    and returns a BulkResult.
+    """
+
+    label: str
+    permission: str
+    run: Callable[[list, object], BulkResult]
+    refusal: Callable[[object], str | None] = lambda obj: None
+    danger: bool = False
+    done_message: str = ""
+
+
+def allowed_actions(actions: dict, user) -> dict:
+    return {name: action for name, action in actions.items() if user.has_perm(action.permission)}
+
+
+class BulkActionView(View):
+    """POST from a list page: first shows a confirmation, then (confirm=1) runs the action.
+
+    Subclasses set bulk_actions, list_url_name and get_queryset() (the rows the user may
+    see: selecting an id outside it has no effect).
+    """
+
+    bulk_actions: dict = {}
+    list_url_name = ""
+    template_name = "common/bulk_confirm.html"
+    max_selection = 1000
+
+    def get_queryset(self):
+        raise NotImplementedError
+
+    def post(self, request):
+        actions = allowed_actions(self.bulk_actions, request.user)
+        name = request.POST.get("action", "")
+        if name not in self.bulk_actions:
+            messages.error(request, _("Choose an action for the selected rows."))
+            return self._back()
+        if name not in actions:
+            raise PermissionDenied
+        action = actions[name]
+        ids = [value for value in request.POST.getlist("selection") if value.isdigit()][: self.max_selection]
+        objects = list(self.get_queryset().filter(pk__in=ids))
+        if not objects:
+            messages.warning(request, _("No rows were selected."))
+            return self._back()
+        if request.POST.get("confirm") != "1":
+            rows = [(obj, action.refusal(obj)) for obj in objects]
+            return render(
+                request,
+                self.template_name,
+                {
+                    "action_name": name,
+                    "action": action,
+                    "rows": rows,
+                    "acceptable": sum(1 for _obj, reason in rows if reason is None),
+                    "next": self._next_url(),
+                    "list_url": reverse(self.list_url_name),
+                    "title": action.label,
+                },
+            )
+        result = action.run(objects, request.user)
+        if result.done:
+            messages.success(
+                request,
+                action.done_message % {"count": result.done}
+                if action.done_message
+                else ngettext("%(count)d row done.", "%(count)d rows done.", result.done) % {"count": result.done},
+            )
+        for obj, reason in result.refused:
+            messages.warning(request, _("%(object)s was left out: %(reason)s") % {"object": obj, "reason": reason})
+        return self._back()
+
+    def _next_url(self) -> str:
+        candidate = self.request.POST.get("next", "")
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+        ):
+            return candidate
+        return reverse(self.list_url_name)
+
+    def _back(self):
+        return HttpResponseRedirect(self._next_url())

@@ -1,0 +1,101 @@
+"""The base table every section's list page uses, and its shared columns."""
+
+from dataclasses import dataclass
+
+import django_tables2 as tables
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    """One entry of a row menu: a link to a page (mutations confirm on that page)."""
+
+    label: str
+    url: str
+    icon: str = ""
+    danger: bool = False
+
+
+class SelectionColumn(tables.CheckBoxColumn):
+    """Row checkboxes for bulk actions.
+
+    The inputs belong to the page's bulk form through the HTML `form` attribute, so the
+    table needs no enclosing form and row menus stay free of nested forms.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("accessor", "pk")
+        kwargs.setdefault("exclude_from_export", True)
+        kwargs.setdefault(
+            "attrs",
+            {
+                "th__input": {
+                    "data-select-all": "selection",
+                    "class": "form-check-input",
+                    "aria-label": _("Select all rows"),
+                },
+                "td__input": {"form": "bulk-form", "class": "form-check-input", "aria-label": _("Select row")},
+            },
+        )
+        super().__init__(**kwargs)
+
+
+class RowMenuColumn(tables.Column):
+    """The "Actions" column: a dropdown built by the table's get_row_menu()."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("verbose_name", _("Actions"))
+        kwargs.setdefault("empty_values", ())
+        kwargs.setdefault("orderable", False)
+        kwargs.setdefault("exclude_from_export", True)
+        kwargs.setdefault("attrs", {"td": {"class": "text-end"}, "th": {"class": "text-end"}})
+        super().__init__(accessor="pk", **kwargs)
+
+    def render(self, record, table):
+        items = table.get_row_menu(record)
+        if not items:
+            return ""
+        return render_to_string("common/_row_menu.html", {"items": items, "record": record})
+
+
+class YesNoColumn(tables.Column):
+    """A boolean as an icon on the page and as a translated yes/no in exports."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("empty_values", ())
+        kwargs.setdefault("attrs", {"td": {"class": "text-center"}})
+        super().__init__(**kwargs)
+
+    def render(self, value):
+        if value:
+            return format_html('<i class="bi bi-check-lg text-success" aria-hidden="true"></i><span class="visually-hidden">{}</span>', _("yes"))
+        return format_html('<i class="bi bi-dash text-body-tertiary" aria-hidden="true"></i><span class="visually-hidden">{}</span>', _("no"))
+
+    def value(self, value):
+        return str(_("yes") if value else _("no"))
+
+
+class CalmailTable(tables.Table):
+    """Base table: Bootstrap look, knows the requesting user for row menus."""
+
+    def __init__(self, *args, user=None, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def get_row_menu(self, record) -> list[MenuItem]:
+        return []
+
+    def paginate(self, *args, per_page=None, **kwargs):
+        # Capped here, whatever asked for it (?per_page= in the URL included), so a
+        # crafted URL cannot make one page render the whole table.
+        limit = settings.CALMAIL_MAX_PAGE_SIZE
+        per_page = max(1, min(per_page or settings.CALMAIL_PAGE_SIZE, limit))
+        return super().paginate(*args, per_page=per_page, **kwargs)
+
+    class Meta:
+        template_name = "django_tables2/bootstrap5-responsive.html"
+        attrs = {"class": "table table-sm table-hover align-middle calmail-table"}
+        empty_text = _("No entries match.")

@@ -1,0 +1,16 @@
+"""Reads of SMTP configurations."""
+
+from django.db.models import QuerySet
+
+from smtpconfig.models import SmtpConfiguration
+
+
+def smtp_configuration_list(*, user) -> QuerySet[SmtpConfiguration]:
+    """Configurations the user may see: all with the view permission, none without."""
+    if not user.has_perm("smtpconfig.view_smtpconfiguration"):
+        return SmtpConfiguration.objects.none()
+    return SmtpConfiguration.objects.all()
+
+
+def smtp_configuration_default() -> SmtpConfiguration | None:
+    return SmtpConfiguration.objects.filter(is_default=True).first()

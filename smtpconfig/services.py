@@ -1,0 +1,131 @@
+"""Writes to SMTP configurations. Views, commands and tasks go through these."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils.translation import gettext as _
+
+from smtpconfig.models import SmtpConfiguration
+
+# Fields a user edits; everything else (default flag, timestamps) is managed here.
+EDITABLE_FIELDS = (
+    "name",
+    "mailer",
+    "host",
+    "port",
+    "sendmail_path",
+    "smtp_auth",
+    "username",
+    "password",
+    "security",
+    "verify_certificate",
+    "timeout",
+    "from_email",
+    "rate_limit_per_minute",
+    "rate_limit_per_hour",
+    "max_connections",
+    "max_messages_per_connection",
+)
+
+
+def _apply(configuration: SmtpConfiguration, values: dict) -> list[str]:
+    """Set the editable fields from values; return the names of the fields that changed."""
+    changed = []
+    for name in EDITABLE_FIELDS:
+        if name in values and getattr(configuration, name) != values[name]:
+            setattr(configuration, name, values[name])
+            changed.append(name)
+    return changed
+
+
+@transaction.atomic
+def smtp_configuration_create(*, values: dict, make_default: bool = False) -> SmtpConfiguration:
+    """Create a configuration. The first one ever becomes the default, whatever was asked."""
+    configuration = SmtpConfiguration()
+    _apply(configuration, values)
+    configuration.full_clean()
+    # Lock the current default so two concurrent "first" creations cannot both claim it.
+    has_default = SmtpConfiguration.objects.select_for_update().filter(is_default=True).exists()
+    configuration.save()
+    if make_default or not has_default:
+        smtp_configuration_set_default(configuration=configuration)
+    return configuration
+
+
+@transaction.atomic
+def smtp_configuration_update(
+    *, configuration: SmtpConfiguration, values: dict, make_default: bool = False
+) -> list[str]:
+    """Update a configuration; returns the changed field names (a password shows only as its name)."""
+    changed = _apply(configuration, values)
+    configuration.full_clean()
+    configuration.save()
+    if make_default and not configuration.is_default:
+        smtp_configuration_set_default(configuration=configuration)
+        changed.append("is_default")
+    return changed
+
+
+@transaction.atomic
+def smtp_configuration_set_default(*, configuration: SmtpConfiguration) -> None:
+    """Make configuration the one default. Atomic: there is never a moment with two defaults,
+    and the unique constraint on the flag refuses any writer that bypasses this."""
+    # Row locks on the current default serialise concurrent switches.
+    list(SmtpConfiguration.objects.select_for_update().filter(is_default=True).values_list("pk", flat=True))
+    SmtpConfiguration.objects.filter(is_default=True).exclude(pk=configuration.pk).update(is_default=False)
+    SmtpConfiguration.objects.filter(pk=configuration.pk).update(is_default=True)
+    configuration.is_default = True
+
+
+def copy_name(name: str) -> str:
+    suffix = _("(copy)")
+    candidate = f"{name} {suffix}"
+    number = 2
+    while SmtpConfiguration.objects.filter(name=candidate[:100]).exists():
+        candidate = f"{name} ({_('copy')} {number})"
+        number += 1
+    if len(candidate) > 100:
+        tail = candidate[len(name) :]
+        candidate = name[: 100 - len(tail)] + tail
+    return candidate
+
+
+@transaction.atomic
+def smtp_configuration_duplicate(
+    *,
+    configuration: SmtpConfiguration,
+    copy_password: bool,
+    name: str | None = None,
+    password: str = "",
+) -> SmtpConfiguration:
+    """A copy with every setting but the default flag. The stored password is copied only
+    when asked for; otherwise the copy gets `password` (a copy with SMTP auth needs one)."""
+    values = {field: getattr(configuration, field) for field in EDITABLE_FIELDS}
+    values["name"] = name or copy_name(configuration.name)
+    values["password"] = configuration.password if copy_password else password
+    return smtp_configuration_create(values=values)
+
+
+@transaction.atomic
+def smtp_configuration_delete(
+    *, configuration: SmtpConfiguration, successor: SmtpConfiguration | None = None
+) -> None:
+    """Delete a configuration. Deleting the default needs a successor when others exist;
+    a configuration still referenced (PROTECT) is refused with the reason."""
+    others = SmtpConfiguration.objects.exclude(pk=configuration.pk)
+    if configuration.is_default and others.exists():
+        if successor is None or successor.pk == configuration.pk:
+            raise ValidationError(
+                _("%(name)s is the default configuration. Choose which configuration becomes the default.")
+                % {"name": configuration.name}
+            )
+    try:
+        configuration.delete()
+    except ProtectedError as exc:
+        users = sorted({str(obj) for obj in exc.protected_objects})
+        raise ValidationError(
+            _("%(name)s is still used by: %(users)s. Change those first.")
+            % {"name": configuration.name, "users": ", ".join(users[:10]) + (" …" if len(users) > 10 else "")}
+        ) from None
+    if configuration.is_default and successor is not None:
+        smtp_configuration_set_default(configuration=successor)

@@ -1,0 +1,79 @@
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, SelectionColumn, YesNoColumn
+from smtpconfig.models import Mailer, SmtpConfiguration
+
+
+class SmtpConfigurationTable(CalmailTable):
+    """The 13 columns of 5.6.4. The password column says only whether one is stored."""
+
+    selection = SelectionColumn()
+    is_default = YesNoColumn(verbose_name=_("Default"))
+    host = tables.Column(verbose_name=_("Host"))
+    id = tables.Column(verbose_name=_("ID"))
+    mailer = tables.Column(verbose_name=_("Mailer"))
+    name = tables.Column(verbose_name=_("Name"), linkify=lambda record: reverse("smtpconfig:detail", args=[record.pk]))
+    password = tables.Column(verbose_name=_("Password"), empty_values=(), orderable=False, accessor="pk")
+    port = tables.Column(verbose_name=_("Port"))
+    sendmail_path = tables.Column(verbose_name=_("Sendmail"))
+    smtp_auth = YesNoColumn(verbose_name=_("SMTP auth"))
+    security = tables.Column(verbose_name=_("SMTP secure"))
+    timeout = tables.Column(verbose_name=_("Timeout"))
+    username = tables.Column(verbose_name=_("Username"))
+    actions = RowMenuColumn()
+
+    class Meta(CalmailTable.Meta):
+        model = SmtpConfiguration
+        fields = ()
+        sequence = (
+            "selection", "is_default", "host", "id", "mailer", "name", "password", "port",
+            "sendmail_path", "smtp_auth", "security", "timeout", "username", "actions",
+        )
+        order_by = ("name",)
+
+    def render_password(self, record):
+        if not record.has_password:
+            return format_html('<span class="text-body-tertiary">{}</span>', _("not set"))
+        return format_html('<i class="bi bi-key" aria-hidden="true"></i> {}', _("set"))
+
+    def value_password(self, record):
+        return str(_("set") if record.has_password else _("not set"))
+
+    def render_security(self, record):
+        label = record.get_security_display()
+        if record.mailer == Mailer.SMTP and record.security != "none" and not record.verify_certificate:
+            return format_html(
+                '{} <span class="badge text-bg-warning" title="{}">{}</span>',
+                label,
+                _("The server certificate is not verified."),
+                _("unverified"),
+            )
+        return label
+
+    def value_security(self, record):
+        return record.get_security_display()
+
+    def render_timeout(self, value):
+        return _("%(seconds)s s") % {"seconds": value}
+
+    def value_timeout(self, value):
+        return value
+
+    def get_row_menu(self, record):
+        user = self.user
+        items = []
+        if user.has_perm("smtpconfig.change_smtpconfiguration"):
+            items.append(MenuItem(_("Edit"), reverse("smtpconfig:update", args=[record.pk]), "pencil"))
+        if user.has_perm("smtpconfig.add_smtpconfiguration"):
+            items.append(MenuItem(_("Duplicate"), reverse("smtpconfig:duplicate", args=[record.pk]), "copy"))
+        if user.has_perm("smtpconfig.change_smtpconfiguration") and not record.is_default:
+            items.append(MenuItem(_("Make default"), reverse("smtpconfig:set_default", args=[record.pk]), "star"))
+        if user.has_perm("smtpconfig.test_smtpconfiguration"):
+            items.append(MenuItem(_("Test connection"), reverse("smtpconfig:test", args=[record.pk]), "plug"))
+            items.append(MenuItem(_("Send test mail"), reverse("smtpconfig:test_mail", args=[record.pk]), "send"))
+        if user.has_perm("smtpconfig.delete_smtpconfiguration"):
+            items.append(MenuItem(_("Delete"), reverse("smtpconfig:delete", args=[record.pk]), "trash", danger=True))
+        return items

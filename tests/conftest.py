@@ -1,0 +1,54 @@
+import os
+
+import pytest
+
+from calmail.common.roles import ADMINISTRATOR, POWER_USER, VIEWER
+from tests.factories import UserFactory
+
+PASSWORD = "correct horse battery staple"
+
+# In CI every test must really run: a skip (no PostgreSQL, no Chromium, ...) is a failure there.
+REQUIRE_SERVICES = os.environ.get("CALMAIL_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped, but CALMAIL_REQUIRE_SERVICES=1 requires every test to run: {reason}"
+
+
+@pytest.fixture
+def admin(db):
+    """A user in the Administrator role (not a superuser: roles must carry the rights)."""
+    return UserFactory(username="admin-role", roles=[ADMINISTRATOR])
+
+
+@pytest.fixture
+def power_user(db):
+    return UserFactory(username="power", roles=[POWER_USER])
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(username="viewer", roles=[VIEWER])
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but without any role."""
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def client_for(client):
+    """Log the test client in as a user."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
