@@ -16,7 +16,7 @@ class Mailer(models.TextChoices):
 
 
 class Security(models.TextChoices):
-    NONE = "none", _("None")
+    NONE = "none", _("no encryption")
     STARTTLS = "starttls", "STARTTLS"
     SSL = "ssl", "SSL/TLS"
 

@@ -83,6 +83,14 @@ class AuthNotOffered(smtplib.SMTPNotSupportedError):
     """SMTP auth is configured, but the server's EHLO does not offer AUTH."""
 
 
+class NoCommonAuthMechanism(smtplib.SMTPException):
+    """The server offers AUTH, but none of the mechanisms smtplib speaks."""
+
+    def __init__(self, offered: str):
+        self.offered = offered
+        super().__init__(f"No supported AUTH mechanism; the server offers: {offered}")
+
+
 class CaFileError(Exception):
     """settings.CALMAIL_SMTP_CA_FILE names a file that cannot be loaded."""
 
@@ -182,7 +190,9 @@ class _TranscriptMixin:
         # smtplib only remembers the host (for TLS server_hostname) when connecting from
         # __init__; remember it here too so connect() can be called separately.
         self._host = host
-        self._record(Direction.INFO, _("Connecting to %(host)s:%(port)s") % {"host": host, "port": port})
+        self._record(
+            Direction.INFO, _("Connecting to %(host)s:%(port)s") % {"host": host, "port": port}
+        )
         return super().connect(host, port, source_address)
 
     def _get_socket(self, host, port, timeout):
@@ -254,6 +264,9 @@ class _TranscriptMixin:
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("auth"):
             raise AuthNotOffered("SMTP AUTH extension not supported by server.")
+        offered = self.esmtp_features["auth"].upper().split()
+        if not set(offered) & {"CRAM-MD5", "PLAIN", "LOGIN"}:
+            raise NoCommonAuthMechanism(" ".join(offered) or "-")
         return super().login(user, password, initial_response_ok=initial_response_ok)
 
     def starttls(self, *args, **kwargs):
@@ -361,19 +374,21 @@ class SendmailBackend(BaseEmailBackend):
         command = [self.sendmail_path, "-i", "-f", sender, "--", *addresses]
         content = message.message().as_bytes()
         self._record(Direction.CLIENT, " ".join(command))
-        self._record(Direction.CLIENT, _("[message content, %(size)s bytes]") % {"size": len(content)})
+        self._record(
+            Direction.CLIENT, _("[message content, %(size)s bytes]") % {"size": len(content)}
+        )
         try:
             # A list of arguments and no shell: addresses cannot inject options or commands.
             completed = subprocess.run(  # noqa: S603
                 command, input=content, capture_output=True, timeout=self.timeout, check=False
             )
         except subprocess.TimeoutExpired:
-            self._record(Direction.INFO, _("No exit within %(seconds)s s") % {"seconds": self.timeout})
+            self._record(
+                Direction.INFO, _("No exit within %(seconds)s s") % {"seconds": self.timeout}
+            )
             raise SendmailTimeout(f"{self.sendmail_path} did not finish in time") from None
         self.last_returncode = completed.returncode
-        self._record(
-            Direction.INFO, _("Exit status %(status)s") % {"status": completed.returncode}
-        )
+        self._record(Direction.INFO, _("Exit status %(status)s") % {"status": completed.returncode})
         if completed.returncode != 0:
             stderr_line = _first_line(completed.stderr)
             if stderr_line:
@@ -486,7 +501,9 @@ def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> 
             }
         return _("sendmail failed with exit status %(status)s") % {"status": exc.returncode}
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return _("Authentication failed: %(reply)s") % {"reply": _reply(exc.smtp_code, exc.smtp_error)}
+        return _("Authentication failed: %(reply)s") % {
+            "reply": _reply(exc.smtp_code, exc.smtp_error)
+        }
     if isinstance(exc, smtplib.SMTPConnectError):
         return _("The server refused the connection: %(reply)s") % {
             "reply": _reply(exc.smtp_code, exc.smtp_error)
@@ -501,13 +518,17 @@ def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> 
     if isinstance(exc, StartTlsNotOffered):
         return _("The server does not offer STARTTLS")
     if isinstance(exc, AuthNotOffered):
-        return _(
-            "The server does not offer SMTP AUTH (some servers offer it only after STARTTLS)"
-        )
+        return _("The server does not offer SMTP AUTH (some servers offer it only after STARTTLS)")
+    if isinstance(exc, NoCommonAuthMechanism):
+        return _("The server offers no login method calmail supports (offered: %(mechanisms)s)") % {
+            "mechanisms": exc.offered
+        }
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return _("The server closed the connection unexpectedly")
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _("The server answered: %(reply)s") % {"reply": _reply(exc.smtp_code, exc.smtp_error)}
+        return _("The server answered: %(reply)s") % {
+            "reply": _reply(exc.smtp_code, exc.smtp_error)
+        }
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _("Certificate not trusted: %(reason)s") % {
             "reason": exc.verify_message or exc.reason or exc
@@ -521,7 +542,9 @@ def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> 
     if isinstance(exc, socket.gaierror):
         return _("Host name could not be resolved: %(host)s") % {"host": configuration.host}
     if configuration.mailer == Mailer.SENDMAIL and isinstance(exc, FileNotFoundError):
-        return _("The sendmail binary %(path)s does not exist") % {"path": configuration.sendmail_path}
+        return _("The sendmail binary %(path)s does not exist") % {
+            "path": configuration.sendmail_path
+        }
     if configuration.mailer == Mailer.SENDMAIL and isinstance(exc, PermissionError):
         return _("The sendmail binary %(path)s is not executable") % {
             "path": configuration.sendmail_path
@@ -559,7 +582,9 @@ def test_connection(
     reply: tuple[int, str] | None = None
     try:
         password = reveal_secret(configuration.password) if configuration.smtp_auth else ""
-        client_class = TranscriptSMTP_SSL if configuration.security == Security.SSL else TranscriptSMTP
+        client_class = (
+            TranscriptSMTP_SSL if configuration.security == Security.SSL else TranscriptSMTP
+        )
         options = {}
         context = None
         if configuration.security != Security.NONE:
@@ -597,9 +622,7 @@ def test_connection(
         # failed greeting it has hung up.
         reply = _exception_reply(exc)
         polite = (
-            reply is not None
-            and reply[0] != 421
-            and not isinstance(exc, smtplib.SMTPConnectError)
+            reply is not None and reply[0] != 421 and not isinstance(exc, smtplib.SMTPConnectError)
         )
         _close_quietly(client, polite=polite)
         return _failure_report(exc, configuration, transcript, started)
@@ -719,13 +742,15 @@ def send_test_mail(
         backend.open()
         client = getattr(backend, "connection", None)
         backend.send_messages([message])
-        backend.close()
     except Exception as exc:
         if backend is not None:
             # SMTPException is an OSError: one clause covers both.
             with contextlib.suppress(OSError):
                 backend.close()
         return _failure_report(exc, configuration, transcript, started)
+    # The server has accepted the mail; a hiccup while saying goodbye does not undo that.
+    with contextlib.suppress(OSError):
+        backend.close()
     duration = time.monotonic() - started
     if isinstance(backend, SendmailBackend):
         return ConnectionReport(

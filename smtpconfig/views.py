@@ -10,7 +10,7 @@ from django.views import View
 from django.views.generic import DetailView
 
 from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
-from smtpconfig import services
+from smtpconfig import services, transport
 from smtpconfig.filters import SmtpConfigurationFilter
 from smtpconfig.forms import (
     ConnectionTestForm,
@@ -314,8 +314,6 @@ class SmtpConfigurationTestView(_TransportCheckView):
     title_text = gettext_lazy("Test connection: %(name)s")
 
     def run_check(self, configuration, *, sender, recipient):
-        from smtpconfig import transport  # TEMP
-
         return transport.test_connection(configuration, sender=sender, recipient=recipient)
 
 
@@ -324,6 +322,4 @@ class SmtpConfigurationTestMailView(_TransportCheckView):
     title_text = gettext_lazy("Send test mail: %(name)s")
 
     def run_check(self, configuration, *, sender, recipient):
-        from smtpconfig import transport  # TEMP
-
         return transport.send_test_mail(configuration, sender=sender, recipient=recipient)

@@ -5,6 +5,8 @@ import pytest
 from calmail.common.roles import ADMINISTRATOR, POWER_USER, VIEWER
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.smtp_server"]
+
 PASSWORD = "correct horse battery staple"
 
 # In CI every test must really run: a skip (no PostgreSQL, no Chromium, ...) is a failure there.

@@ -1,0 +1,106 @@
+"""Test connection and send test mail, through the web pages, against the in-process server."""
+
+import base64
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import SmtpConfigurationFactory
+
+
+def english(client):
+    client.post("/i18n/setlang/", {"language": "en"})
+    return client
+
+
+@pytest.mark.django_db
+def test_test_connection_page_shows_verdict_and_transcript(client_for, admin, smtp_server_auth, smtp_credentials, settings):
+    settings.CALMAIL_SMTP_CA_FILE = str(smtp_server_auth.ca_file)
+    configuration = SmtpConfigurationFactory(
+        host=smtp_server_auth.host, port=smtp_server_auth.port, security="starttls",
+        smtp_auth=True, username=smtp_credentials.username, password=smtp_credentials.password,
+    )
+    client = english(client_for(admin))
+
+    response = client.post(
+        reverse("smtpconfig:test", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com"},
+    )
+
+    page = response.content.decode()
+    report = response.context["report"]
+    assert report.ok is True
+    assert report.verdict in page
+    assert "c: starttls" in page.lower()
+    assert "rcpt to:&lt;kunde@example.com&gt;" in page.lower()
+    assert smtp_server_auth.messages == []  # a probe, no DATA
+    assert [(a.username, a.success) for a in smtp_server_auth.auth_attempts] == [("mailer", True)]
+    secret = smtp_credentials.password
+    encoded = base64.b64encode(f"\0mailer\0{secret}".encode()).decode()
+    assert secret not in page and encoded not in page
+
+
+@pytest.mark.django_db
+def test_test_connection_page_wrong_password_plain_verdict(client_for, admin, smtp_server_auth, smtp_credentials, settings):
+    settings.CALMAIL_SMTP_CA_FILE = str(smtp_server_auth.ca_file)
+    configuration = SmtpConfigurationFactory(
+        host=smtp_server_auth.host, port=smtp_server_auth.port, security="starttls",
+        smtp_auth=True, username="mailer", password="falsch",
+    )
+    client = english(client_for(admin))
+
+    response = client.post(
+        reverse("smtpconfig:test", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com"},
+    )
+
+    assert response.context["report"].ok is False
+    assert response.context["report"].verdict.startswith("Authentication failed: 535")
+    assert "falsch" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_send_test_mail_page_delivers_and_reports_reply(client_for, admin, smtp_server):
+    configuration = SmtpConfigurationFactory(
+        name="Plain", host=smtp_server.host, port=smtp_server.port, security="none"
+    )
+    client = english(client_for(admin))
+
+    response = client.post(
+        reverse("smtpconfig:test_mail", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com"},
+    )
+
+    assert response.context["report"].ok is True
+    assert "250" in response.context["report"].verdict
+    [message] = smtp_server.messages
+    assert (message.sender, message.recipients) == ("labor@example.com", ["kunde@example.com"])
+    assert "Plain" in message.text
+
+
+@pytest.mark.django_db
+def test_send_test_mail_invalid_recipient_is_refused_by_the_form(client_for, admin, smtp_server):
+    configuration = SmtpConfigurationFactory(host=smtp_server.host, port=smtp_server.port, security="none")
+    client = english(client_for(admin))
+
+    response = client.post(
+        reverse("smtpconfig:test_mail", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com\r\nBcc: x@evil.com"},
+    )
+
+    assert response.context["report"] is None
+    assert "Enter a valid email address." in response.content.decode()
+    assert smtp_server.messages == []
+
+
+@pytest.mark.django_db
+def test_test_connection_forbidden_for_power_user(client_for, power_user, smtp_server):
+    configuration = SmtpConfigurationFactory(host=smtp_server.host, port=smtp_server.port, security="none")
+
+    response = client_for(power_user).post(
+        reverse("smtpconfig:test_mail", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com"},
+    )
+
+    assert response.status_code == 403
+    assert smtp_server.messages == []
