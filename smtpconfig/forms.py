@@ -27,8 +27,7 @@ class SmtpConfigurationForm(CrispyFormMixin, forms.ModelForm):
         model = SmtpConfiguration
         fields = EDITABLE_FIELDS
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def prepare_fields(self):
         instance = self.instance
         if instance.pk and instance.has_password:
             self.fields["password"].help_text = _(

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext_lazy
 from django.views import View
 from django.views.generic import DetailView
 
@@ -57,7 +57,9 @@ BULK_ACTIONS = {
         run=_bulk_delete,
         refusal=_bulk_delete_refusal,
         danger=True,
-        done_message=gettext_lazy("%(count)d configurations deleted."),
+        done_message=ngettext_lazy(
+            "%(count)d configuration deleted.", "%(count)d configurations deleted.", "count"
+        ),
     )
 }
 

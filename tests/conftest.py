@@ -23,6 +23,16 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped, but CALMAIL_REQUIRE_SERVICES=1 requires every test to run: {reason}"
 
 
+@pytest.fixture(autouse=True)
+def english_outside_requests():
+    """Code run outside a request (services, transport) speaks English in tests unless a test
+    overrides it; requests still get the site's default language (German) from LocaleMiddleware."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def admin(db):
     """A user in the Administrator role (not a superuser: roles must carry the rights)."""

@@ -13,6 +13,7 @@ class CrispyFormMixin:
 
     def __init__(self, *args, cancel_url: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.prepare_fields()
         self.helper = FormHelper(self)
         self.helper.form_tag = True
         self.helper.attrs = {"novalidate": ""}
@@ -24,6 +25,9 @@ class CrispyFormMixin:
             self.helper.layout.append(
                 HTML(format_html('<a class="btn btn-link" href="{}">{}</a>', cancel_url, _("Cancel")))
             )
+
+    def prepare_fields(self):
+        """Adjust fields (labels, removal) before the layout is built from them."""
 
     def build_layout(self):
         return None

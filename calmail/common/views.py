@@ -1,5 +1,6 @@
 import logging
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
@@ -33,8 +34,10 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
+    # The URL from settings, not Celery's cached config: Celery prefers the
+    # CELERY_BROKER_URL environment variable over settings once it has read them.
     try:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         logger.warning("Health check: broker unavailable: %s", exc.__class__.__name__)

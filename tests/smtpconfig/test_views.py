@@ -36,6 +36,11 @@ def form_data(**overrides):
     return {key: value for key, value in data.items() if value is not None}
 
 
+def english(client):
+    client.post("/i18n/setlang/", {"language": "en"})
+    return client
+
+
 def page_text(response) -> str:
     return response.content.decode()
 
@@ -190,7 +195,7 @@ def test_update_new_password_replaces_and_clear_removes(client_for, admin):
 def test_update_clearing_password_while_auth_is_on_is_refused(client_for, admin):
     configuration = SmtpConfigurationFactory(smtp_auth=True, username="mailer", password=SECRET)
 
-    response = client_for(admin).post(
+    response = english(client_for(admin)).post(
         reverse("smtpconfig:update", args=[configuration.pk]), form_data(password="", clear_password="on")
     )
 
@@ -204,10 +209,10 @@ def test_update_clearing_password_while_auth_is_on_is_refused(client_for, admin)
 def test_edit_page_never_renders_the_password(client_for, admin):
     configuration = SmtpConfigurationFactory(smtp_auth=True, username="mailer", password=SECRET)
 
-    response = client_for(admin).get(reverse("smtpconfig:update", args=[configuration.pk]))
+    response = english(client_for(admin)).get(reverse("smtpconfig:update", args=[configuration.pk]))
 
     assert SECRET not in page_text(response)
-    assert "Leave blank to keep it" in page_text(response) or "leer lassen" in page_text(response)
+    assert "Leave blank to keep it" in page_text(response)
 
 
 @pytest.mark.django_db
@@ -304,7 +309,7 @@ def test_duplicate_copies_all_but_default_and_password_unless_asked(client_for, 
 def test_duplicate_without_password_for_auth_configuration_asks_for_one(client_for, admin):
     original = SmtpConfigurationFactory(name="Labor", smtp_auth=True, username="mailer", password=SECRET)
 
-    response = client_for(admin).post(reverse("smtpconfig:duplicate", args=[original.pk]), {"name": "Labor 2"})
+    response = english(client_for(admin)).post(reverse("smtpconfig:duplicate", args=[original.pk]), {"name": "Labor 2"})
 
     assert response.status_code == 200
     assert "SMTP auth needs a password." in page_text(response)

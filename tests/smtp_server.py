@@ -1,0 +1,585 @@
+"""In-process SMTP servers for tests: plain, STARTTLS, implicit TLS, AUTH and failure modes.
+
+Everything runs on 127.0.0.1 with a free port chosen by the operating system, so tests
+can run in parallel and never need a real mail server. Typical use::
+
+    def test_mail_arrives(smtp_server):
+        ...send through smtp_server.host / smtp_server.port...
+        assert smtp_server.messages[0].recipients == ["to@example.com"]
+
+Failure modes can be switched on a running server, e.g.
+``smtp_server.fail_rcpt = (550, "5.1.1 User unknown")``; ``reset()`` clears them and
+everything recorded so far.
+
+Pitfall: calmail has a top-level package named ``mailbox`` that shadows the standard
+library module, and ``aiosmtpd.handlers`` imports the standard one. That is why this
+module writes its own small handler and never imports ``aiosmtpd.handlers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import email
+import email.message
+import email.policy
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+Reply = tuple[int, str]
+TlsMode = Literal["none", "starttls", "ssl"]
+
+LOCALHOST = "127.0.0.1"
+
+
+def _not_login_data_deprecation(record: logging.LogRecord) -> bool:
+    # aiosmtpd itself sets the deprecated Session.login_data on every successful AUTH.
+    return "login_data is deprecated" not in record.getMessage()
+
+
+# aiosmtpd logs every connection and command at INFO; that drowns failure reports.
+_aiosmtpd_log = logging.getLogger("mail.log")
+_aiosmtpd_log.setLevel(logging.WARNING)
+_aiosmtpd_log.addFilter(_not_login_data_deprecation)
+
+
+def format_reply(reply: Reply) -> str:
+    code, text = reply
+    return f"{code} {text}"
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One message the server accepted with 250 after DATA."""
+
+    sender: str
+    recipients: list[str]
+    raw: bytes
+    message: email.message.EmailMessage
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def text(self) -> str:
+        """The plain-text body (the text/plain part of a multipart message)."""
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+
+@dataclass(frozen=True)
+class AuthAttempt:
+    """An AUTH exchange as the server saw it. The password is deliberately not kept."""
+
+    mechanism: str
+    username: str
+    success: bool
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    # repr=False: pytest prints fixture values in failure reports.
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def generate_certificates(directory: Path) -> CertificateFiles:
+    """Write a CA certificate and a server certificate (with key) signed by it to directory.
+
+    A separate CA, rather than one self-signed leaf, is what real deployments with an
+    internal CA look like, and it passes OpenSSL's strict X.509 checks.
+    """
+    now = datetime.datetime.now(datetime.UTC)
+    not_before = now - datetime.timedelta(days=1)
+    not_after = now + datetime.timedelta(days=30)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "calmail test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOCALHOST))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    directory.mkdir(parents=True, exist_ok=True)
+    files = CertificateFiles(
+        ca_file=directory / "ca.pem",
+        cert_file=directory / "server.pem",
+        key_file=directory / "server.key",
+    )
+    files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+class _Handler:
+    """aiosmtpd handler hooks; all state lives on the SmtpTestServer."""
+
+    def __init__(self, server: SmtpTestServer):
+        self.server = server
+
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # With an EHLO hook aiosmtpd leaves remembering the client's name to us.
+        session.host_name = hostname
+        if not self.server.auth_enabled:
+            # aiosmtpd advertises AUTH even without an authenticator; a server without
+            # credentials should not, so "AUTH not offered" can be tested.
+            responses = [line for line in responses if not line[4:].upper().startswith("AUTH")]
+        return responses
+
+    async def handle_MAIL(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.server.senders_seen.append(address)
+        if self.server.fail_mail is not None:
+            return format_reply(self.server.fail_mail)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.server.recipients_seen.append(address)
+        reply = self.server.reject_recipients.get(address) or self.server.fail_rcpt
+        if reply is not None:
+            return format_reply(reply)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.fail_data is not None:
+            return format_reply(self.server.fail_data)
+        raw = envelope.original_content or b""
+        self.server.messages.append(
+            ReceivedMessage(
+                sender=envelope.mail_from or "",
+                recipients=list(envelope.rcpt_tos),
+                raw=raw,
+                message=email.message_from_bytes(raw, policy=email.policy.default),
+            )
+        )
+        return f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # A client that rejects our certificate aborts the STARTTLS handshake: expected in
+        # tests, so not worth a traceback. Anything else is a bug worth seeing.
+        if not isinstance(error, TLSSetupException):
+            _aiosmtpd_log.error("Test SMTP server error", exc_info=error)
+        return f"500 Error: ({type(error).__name__}) {error}"
+
+
+class _SmtpProtocol(SMTP):
+    """aiosmtpd's SMTP with a switchable greeting and connection tracking."""
+
+    def __init__(self, handler: _Handler, *, auth_required: bool, **kwargs):
+        # auth_required is applied after __init__ because aiosmtpd warns about AUTH
+        # without TLS, which tests set up on purpose (and warnings fail tests).
+        super().__init__(handler, auth_required=False, **kwargs)
+        self._auth_required = auth_required
+        self._test_server = handler.server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:
+            self._test_server._connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._test_server._connections.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        reply = self._test_server.fail_greeting
+        if reply is None:
+            await super()._handle_client()
+            return
+        await self.push(format_reply(reply))
+        assert self.transport is not None
+        self.transport.close()
+
+
+class _Controller(Controller):
+    def __init__(self, test_server: SmtpTestServer, *, auth_required: bool, **kwargs):
+        super().__init__(_Handler(test_server), hostname=LOCALHOST, port=0, **kwargs)
+        self._auth_required = auth_required
+
+    def factory(self) -> SMTP:
+        return _SmtpProtocol(
+            self.handler, auth_required=self._auth_required, loop=self.loop, **self.SMTP_kwargs
+        )
+
+    def _trigger_server(self) -> None:
+        # port=0 let the OS pick a free port; aiosmtpd's start-up probe needs the real one.
+        assert self.server is not None
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+class SmtpTestServer:
+    """An aiosmtpd server in a background thread, recording what it receives.
+
+    tls: "none" (plain SMTP), "starttls" (offers STARTTLS; ``require_starttls`` refuses
+    mail before it) or "ssl" (implicit TLS, SMTPS). Certificates come from
+    ``certificates``; ``ca_file`` is the CA a client must trust.
+
+    AUTH PLAIN and LOGIN are offered when ``username``/``password`` are given (limit with
+    ``auth_mechanisms``). ``auth_require_tls`` defaults to True for STARTTLS servers and
+    False otherwise (aiosmtpd does not count implicit TLS as TLS for that check).
+
+    Failure modes, switchable while the server runs (a (code, text) tuple or None):
+    ``fail_greeting`` (answer the connection with it and hang up), ``fail_mail``,
+    ``fail_rcpt``, ``reject_recipients`` (address -> reply) and ``fail_data``.
+    """
+
+    host = LOCALHOST
+
+    def __init__(
+        self,
+        *,
+        tls: TlsMode = "none",
+        certificates: CertificateFiles | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+        auth_required: bool = False,
+        auth_require_tls: bool | None = None,
+        require_starttls: bool = False,
+        hostname: str = "mail.calmail.test",
+    ):
+        if tls not in ("none", "starttls", "ssl"):
+            raise ValueError(f"Unknown tls mode {tls!r}.")
+        if tls != "none" and certificates is None:
+            raise ValueError("TLS needs certificates, see generate_certificates().")
+        if (username is None) != (password is None):
+            raise ValueError("Give both username and password, or neither.")
+        self.tls = tls
+        self.certificates = certificates
+        self.username = username
+        self._password = password
+        self.auth_mechanisms = tuple(mechanism.upper() for mechanism in auth_mechanisms)
+
+        self.messages: list[ReceivedMessage] = []
+        self.auth_attempts: list[AuthAttempt] = []
+        self.senders_seen: list[str] = []
+        self.recipients_seen: list[str] = []
+        self.fail_greeting: Reply | None = None
+        self.fail_mail: Reply | None = None
+        self.fail_rcpt: Reply | None = None
+        self.fail_data: Reply | None = None
+        self.reject_recipients: dict[str, Reply] = {}
+        self._connections: set[_SmtpProtocol] = set()
+
+        if auth_require_tls is None:
+            auth_require_tls = tls == "starttls"
+        options: dict = {
+            "server_hostname": hostname,
+            "ident": "calmail test server",
+            "auth_require_tls": auth_require_tls,
+            "auth_exclude_mechanism": [
+                mechanism
+                for mechanism in ("PLAIN", "LOGIN")
+                if mechanism not in self.auth_mechanisms
+            ],
+        }
+        if self.auth_enabled:
+            options["authenticator"] = self._authenticate
+        if tls == "starttls":
+            options["tls_context"] = certificates.server_context()
+            options["require_starttls"] = require_starttls
+        elif tls == "ssl":
+            options["ssl_context"] = certificates.server_context()
+        self._controller = _Controller(self, auth_required=auth_required, **options)
+        self.port: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<SmtpTestServer tls={self.tls} {self.host}:{self.port} auth={self.auth_enabled}>"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.username is not None
+
+    @property
+    def ca_file(self) -> Path | None:
+        return self.certificates.ca_file if self.certificates else None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> SmtpTestServer:
+        self._controller.start()
+        self.port = self._controller.port
+        return self
+
+    def stop(self) -> None:
+        loop = self._controller.loop
+        if loop.is_running():
+            # Close client connections first so no transport is left for the garbage
+            # collector to warn about.
+            asyncio.run_coroutine_threadsafe(self._close_connections(), loop).result(timeout=5)
+        self._controller.stop()
+
+    async def _close_connections(self) -> None:
+        for protocol in list(self._connections):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        for _ in range(50):
+            if not self._connections:
+                return
+            await asyncio.sleep(0.01)
+
+    def reset(self) -> None:
+        """Forget what was received and switch every failure mode off."""
+        self.messages.clear()
+        self.auth_attempts.clear()
+        self.senders_seen.clear()
+        self.recipients_seen.clear()
+        self.fail_greeting = self.fail_mail = self.fail_rcpt = self.fail_data = None
+        self.reject_recipients.clear()
+
+    def __enter__(self) -> SmtpTestServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        assert self.username is not None and self._password is not None
+        success = hmac.compare_digest(
+            auth_data.login, self.username.encode()
+        ) and hmac.compare_digest(auth_data.password, self._password.encode())
+        self.auth_attempts.append(
+            AuthAttempt(
+                mechanism=mechanism,
+                username=auth_data.login.decode(errors="replace"),
+                success=success,
+            )
+        )
+        return AuthResult(success=success, handled=False, auth_data=auth_data.login)
+
+
+class SilentServer:
+    """A TCP listener that accepts connections and never sends a byte: a hung mail server."""
+
+    host = LOCALHOST
+
+    def __init__(self):
+        self._listener = socket.create_server((self.host, 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._connections: list[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-smtp", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self._connections.append(connection)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        for connection in self._connections:
+            connection.close()
+        self._listener.close()
+
+    def __enter__(self) -> SilentServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def unused_port() -> int:
+    """A port nothing listens on (free at the time of the call), for "connection refused"."""
+    with socket.socket() as probe:
+        probe.bind((LOCALHOST, 0))
+        return probe.getsockname()[1]
+
+
+# Fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smtp_certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
+    return generate_certificates(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def smtp_credentials() -> Credentials:
+    """Username "mailer" with a password generated per test."""
+    return Credentials(username="mailer", password=secrets.token_urlsafe(16))
+
+
+@pytest.fixture
+def smtp_server_factory(
+    smtp_certificates: CertificateFiles,
+) -> Iterator[Callable[..., SmtpTestServer]]:
+    """Start SmtpTestServer(**options) servers; all are stopped at teardown.
+
+    ``credentials=`` (a Credentials) is accepted as a shortcut for username/password.
+    """
+    servers: list[SmtpTestServer] = []
+
+    def start(*, credentials: Credentials | None = None, **options) -> SmtpTestServer:
+        options.setdefault("certificates", smtp_certificates)
+        if credentials is not None:
+            options.update(username=credentials.username, password=credentials.password)
+        server = SmtpTestServer(**options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory) -> SmtpTestServer:
+    """Plain SMTP, no TLS, no AUTH."""
+    return smtp_server_factory()
+
+
+@pytest.fixture
+def smtp_server_starttls(smtp_server_factory) -> SmtpTestServer:
+    """Offers STARTTLS (not required); certificate signed by ``.ca_file``."""
+    return smtp_server_factory(tls="starttls")
+
+
+@pytest.fixture
+def smtp_server_tls(smtp_server_factory) -> SmtpTestServer:
+    """Implicit TLS (SMTPS); certificate signed by ``.ca_file``."""
+    return smtp_server_factory(tls="ssl")
+
+
+@pytest.fixture
+def smtp_server_auth(smtp_server_factory, smtp_credentials: Credentials) -> SmtpTestServer:
+    """STARTTLS required, AUTH PLAIN/LOGIN after it with ``smtp_credentials``."""
+    return smtp_server_factory(
+        tls="starttls", credentials=smtp_credentials, require_starttls=True, auth_required=True
+    )
+
+
+@pytest.fixture
+def silent_smtp_server() -> Iterator[SilentServer]:
+    with SilentServer() as server:
+        yield server
