@@ -13,9 +13,11 @@ from cryptography.fernet import Fernet
 # Fresh keys per run: nothing secret is ever committed, and no test depends on a key value.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("FERNET_KEYS", Fernet.generate_key().decode())
-os.environ.setdefault("CALMAIL_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+os.environ.setdefault(
+    "CALMAIL_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
+)
 
-from calmail.settings import *  # noqa: E402, F403
+from calmail.settings import *  # noqa: F403
 
 # The browser tests talk plain HTTP to a live server on localhost.
 SECURE_SSL_REDIRECT = False

@@ -7,7 +7,16 @@ from smtpconfig.models import SmtpConfiguration
 class SmtpConfigurationAdmin(admin.ModelAdmin):
     """Read-mostly admin for superusers; the password is neither shown nor editable here."""
 
-    list_display = ("name", "is_default", "mailer", "host", "port", "security", "smtp_auth", "username")
+    list_display = (
+        "name",
+        "is_default",
+        "mailer",
+        "host",
+        "port",
+        "security",
+        "smtp_auth",
+        "username",
+    )
     search_fields = ("name", "host", "username")
     exclude = ("password",)
     readonly_fields = ("is_default", "created_at", "updated_at")

@@ -13,13 +13,17 @@ class SmtpConfigurationFilter(CalmailFilterSet):
     is_default = YesNoFilter(label=_("Default"))
     host = django_filters.CharFilter(label=_("Host"), lookup_expr="icontains")
     id = django_filters.NumberFilter(label=_("ID"))
-    mailer = django_filters.ChoiceFilter(label=_("Mailer"), choices=Mailer.choices, empty_label=_("any"))
+    mailer = django_filters.ChoiceFilter(
+        label=_("Mailer"), choices=Mailer.choices, empty_label=_("any")
+    )
     name = django_filters.CharFilter(label=_("Name"), lookup_expr="icontains")
     has_password = YesNoFilter(label=_("Password set"), method="filter_has_password")
     port = NumberRangeFilter(label=_("Port"))
     sendmail_path = django_filters.CharFilter(label=_("Sendmail"), lookup_expr="icontains")
     smtp_auth = YesNoFilter(label=_("SMTP auth"))
-    security = django_filters.ChoiceFilter(label=_("SMTP secure"), choices=Security.choices, empty_label=_("any"))
+    security = django_filters.ChoiceFilter(
+        label=_("SMTP secure"), choices=Security.choices, empty_label=_("any")
+    )
     timeout = NumberRangeFilter(label=_("Timeout (seconds)"))
     username = django_filters.CharFilter(label=_("Username"), lookup_expr="icontains")
 

@@ -45,11 +45,24 @@ class SmtpConfigurationForm(CrispyFormMixin, forms.ModelForm):
         if not instance.pk and not SmtpConfiguration.objects.exists():
             self.fields["make_default"].initial = True
             self.fields["make_default"].disabled = True
-            self.fields["make_default"].help_text = _("The first configuration is always the default.")
+            self.fields["make_default"].help_text = _(
+                "The first configuration is always the default."
+            )
 
     def build_layout(self):
         return Layout(
-            Fieldset(_("Server"), "name", "make_default", "mailer", Div(Div("host", css_class="col-md-8"), Div("port", css_class="col-md-4"), css_class="row"), "sendmail_path"),
+            Fieldset(
+                _("Server"),
+                "name",
+                "make_default",
+                "mailer",
+                Div(
+                    Div("host", css_class="col-md-8"),
+                    Div("port", css_class="col-md-4"),
+                    css_class="row",
+                ),
+                "sendmail_path",
+            ),
             Fieldset(_("Security"), "security", "verify_certificate", "timeout"),
             Fieldset(
                 _("Authentication"),
@@ -58,7 +71,20 @@ class SmtpConfigurationForm(CrispyFormMixin, forms.ModelForm):
                 Field("password"),
                 *(["clear_password"] if "clear_password" in self.fields else []),
             ),
-            Fieldset(_("Sending"), "from_email", Div(Div("rate_limit_per_minute", css_class="col-md-6"), Div("rate_limit_per_hour", css_class="col-md-6"), css_class="row"), Div(Div("max_connections", css_class="col-md-6"), Div("max_messages_per_connection", css_class="col-md-6"), css_class="row")),
+            Fieldset(
+                _("Sending"),
+                "from_email",
+                Div(
+                    Div("rate_limit_per_minute", css_class="col-md-6"),
+                    Div("rate_limit_per_hour", css_class="col-md-6"),
+                    css_class="row",
+                ),
+                Div(
+                    Div("max_connections", css_class="col-md-6"),
+                    Div("max_messages_per_connection", css_class="col-md-6"),
+                    css_class="row",
+                ),
+            ),
         )
 
     def _post_clean(self):
@@ -77,7 +103,9 @@ class SmtpConfigurationForm(CrispyFormMixin, forms.ModelForm):
             self.add_error("password", _("Enter the new password again."))
 
     def service_values(self) -> dict:
-        return {name: self.cleaned_data[name] for name in EDITABLE_FIELDS if name in self.cleaned_data}
+        return {
+            name: self.cleaned_data[name] for name in EDITABLE_FIELDS if name in self.cleaned_data
+        }
 
 
 class DuplicateForm(CrispyFormMixin, forms.Form):
@@ -106,22 +134,30 @@ class DuplicateForm(CrispyFormMixin, forms.Form):
 class ConnectionTestForm(CrispyFormMixin, forms.Form):
     submit_label = _("Test connection")
 
-    sender = forms.EmailField(label=_("Sender for the probe"), help_text=_("Used in MAIL FROM; no mail is sent."))
-    recipient = forms.EmailField(label=_("Recipient for the probe"), help_text=_("Used in RCPT TO; no mail is sent."))
+    sender = forms.EmailField(
+        label=_("Sender for the probe"), help_text=_("Used in MAIL FROM; no mail is sent.")
+    )
+    recipient = forms.EmailField(
+        label=_("Recipient for the probe"), help_text=_("Used in RCPT TO; no mail is sent.")
+    )
 
 
 class TestMailForm(CrispyFormMixin, forms.Form):
     submit_label = _("Send test mail")
 
     sender = forms.EmailField(label=_("Sender"))
-    recipient = forms.EmailField(label=_("Recipient"), help_text=_("A real mail is sent to this address."))
+    recipient = forms.EmailField(
+        label=_("Recipient"), help_text=_("A real mail is sent to this address.")
+    )
 
 
 class DeleteForm(forms.Form):
     """Asks for the successor when the default configuration is deleted."""
 
     successor = forms.ModelChoiceField(
-        label=_("New default configuration"), queryset=SmtpConfiguration.objects.none(), required=True
+        label=_("New default configuration"),
+        queryset=SmtpConfiguration.objects.none(),
+        required=True,
     )
 
     def __init__(self, *args, configuration: SmtpConfiguration, **kwargs):

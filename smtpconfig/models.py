@@ -28,9 +28,13 @@ class SmtpConfiguration(models.Model):
     is_default = models.BooleanField(
         _("default"),
         default=False,
-        help_text=_("Used for every mail that does not name a configuration. Exactly one is the default."),
+        help_text=_(
+            "Used for every mail that does not name a configuration. Exactly one is the default."
+        ),
     )
-    mailer = models.CharField(_("mailer"), max_length=10, choices=Mailer.choices, default=Mailer.SMTP)
+    mailer = models.CharField(
+        _("mailer"), max_length=10, choices=Mailer.choices, default=Mailer.SMTP
+    )
     host = models.CharField(_("host"), max_length=255, blank=True)
     port = models.PositiveIntegerField(
         _("port"),
@@ -42,7 +46,9 @@ class SmtpConfiguration(models.Model):
         _("sendmail"),
         max_length=255,
         blank=True,
-        help_text=_("Path of the sendmail binary, e.g. /usr/sbin/sendmail. Only for the sendmail mailer."),
+        help_text=_(
+            "Path of the sendmail binary, e.g. /usr/sbin/sendmail. Only for the sendmail mailer."
+        ),
     )
     smtp_auth = models.BooleanField(_("SMTP auth"), default=False)
     username = models.CharField(_("username"), max_length=255, blank=True)
@@ -53,7 +59,9 @@ class SmtpConfiguration(models.Model):
     verify_certificate = models.BooleanField(
         _("verify certificate"),
         default=True,
-        help_text=_("Turn off only for a server you trust on a network you control: it allows interception."),
+        help_text=_(
+            "Turn off only for a server you trust on a network you control: it allows interception."
+        ),
     )
     timeout = models.PositiveSmallIntegerField(
         _("timeout (seconds)"),
@@ -75,7 +83,9 @@ class SmtpConfiguration(models.Model):
         _("parallel connections"),
         default=2,
         validators=[MinValueValidator(1), MaxValueValidator(100)],
-        help_text=_("Open at most this many connections to the server at once, across all workers."),
+        help_text=_(
+            "Open at most this many connections to the server at once, across all workers."
+        ),
     )
     max_messages_per_connection = models.PositiveIntegerField(
         _("mails per connection"),
@@ -94,7 +104,9 @@ class SmtpConfiguration(models.Model):
         constraints = [
             # At most one default; the services keep it at least one.
             models.UniqueConstraint(
-                fields=["is_default"], condition=Q(is_default=True), name="smtpconfig_single_default"
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="smtpconfig_single_default",
             ),
             models.CheckConstraint(
                 condition=Q(port__gte=1, port__lte=65535), name="smtpconfig_port_range"
@@ -116,7 +128,9 @@ class SmtpConfiguration(models.Model):
                 errors["sendmail_path"] = _("Enter the path of the sendmail binary.")
             elif not os.path.isabs(self.sendmail_path):
                 errors["sendmail_path"] = _("Enter an absolute path, e.g. /usr/sbin/sendmail.")
-            elif not (os.path.isfile(self.sendmail_path) and os.access(self.sendmail_path, os.X_OK)):
+            elif not (
+                os.path.isfile(self.sendmail_path) and os.access(self.sendmail_path, os.X_OK)
+            ):
                 errors["sendmail_path"] = _("%(path)s does not exist or is not executable.") % {
                     "path": self.sendmail_path
                 }
@@ -130,7 +144,9 @@ class SmtpConfiguration(models.Model):
             and self.rate_limit_per_hour
             and self.rate_limit_per_minute > self.rate_limit_per_hour
         ):
-            errors["rate_limit_per_minute"] = _("The per-minute limit cannot exceed the per-hour limit.")
+            errors["rate_limit_per_minute"] = _(
+                "The per-minute limit cannot exceed the per-hour limit."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -71,8 +71,14 @@ def smtp_configuration_set_default(*, configuration: SmtpConfiguration) -> None:
     """Make configuration the one default. Atomic: there is never a moment with two defaults,
     and the unique constraint on the flag refuses any writer that bypasses this."""
     # Row locks on the current default serialise concurrent switches.
-    list(SmtpConfiguration.objects.select_for_update().filter(is_default=True).values_list("pk", flat=True))
-    SmtpConfiguration.objects.filter(is_default=True).exclude(pk=configuration.pk).update(is_default=False)
+    list(
+        SmtpConfiguration.objects.select_for_update()
+        .filter(is_default=True)
+        .values_list("pk", flat=True)
+    )
+    SmtpConfiguration.objects.filter(is_default=True).exclude(pk=configuration.pk).update(
+        is_default=False
+    )
     SmtpConfiguration.objects.filter(pk=configuration.pk).update(is_default=True)
     configuration.is_default = True
 
@@ -113,19 +119,24 @@ def smtp_configuration_delete(
     """Delete a configuration. Deleting the default needs a successor when others exist;
     a configuration still referenced (PROTECT) is refused with the reason."""
     others = SmtpConfiguration.objects.exclude(pk=configuration.pk)
-    if configuration.is_default and others.exists():
-        if successor is None or successor.pk == configuration.pk:
-            raise ValidationError(
-                _("%(name)s is the default configuration. Choose which configuration becomes the default.")
-                % {"name": configuration.name}
+    needs_successor = configuration.is_default and others.exists()
+    if needs_successor and (successor is None or successor.pk == configuration.pk):
+        raise ValidationError(
+            _(
+                "%(name)s is the default configuration. Choose which configuration becomes the default."
             )
+            % {"name": configuration.name}
+        )
     try:
         configuration.delete()
     except ProtectedError as exc:
         users = sorted({str(obj) for obj in exc.protected_objects})
         raise ValidationError(
             _("%(name)s is still used by: %(users)s. Change those first.")
-            % {"name": configuration.name, "users": ", ".join(users[:10]) + (" …" if len(users) > 10 else "")}
+            % {
+                "name": configuration.name,
+                "users": ", ".join(users[:10]) + (" …" if len(users) > 10 else ""),
+            }
         ) from None
     if configuration.is_default and successor is not None:
         smtp_configuration_set_default(configuration=successor)

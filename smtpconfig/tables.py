@@ -3,7 +3,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, SelectionColumn, YesNoColumn
+from calmail.common.tables import (
+    CalmailTable,
+    MenuItem,
+    RowMenuColumn,
+    SelectionColumn,
+    YesNoColumn,
+)
 from smtpconfig.models import Mailer, SmtpConfiguration
 
 
@@ -15,8 +21,13 @@ class SmtpConfigurationTable(CalmailTable):
     host = tables.Column(verbose_name=_("Host"))
     id = tables.Column(verbose_name=_("ID"))
     mailer = tables.Column(verbose_name=_("Mailer"))
-    name = tables.Column(verbose_name=_("Name"), linkify=lambda record: reverse("smtpconfig:detail", args=[record.pk]))
-    password = tables.Column(verbose_name=_("Password"), empty_values=(), orderable=False, accessor="pk")
+    name = tables.Column(
+        verbose_name=_("Name"),
+        linkify=lambda record: reverse("smtpconfig:detail", args=[record.pk]),
+    )
+    password = tables.Column(
+        verbose_name=_("Password"), empty_values=(), orderable=False, accessor="pk"
+    )
     port = tables.Column(verbose_name=_("Port"))
     sendmail_path = tables.Column(verbose_name=_("Sendmail"))
     smtp_auth = YesNoColumn(verbose_name=_("SMTP auth"))
@@ -29,8 +40,20 @@ class SmtpConfigurationTable(CalmailTable):
         model = SmtpConfiguration
         fields = ()
         sequence = (
-            "selection", "is_default", "host", "id", "mailer", "name", "password", "port",
-            "sendmail_path", "smtp_auth", "security", "timeout", "username", "actions",
+            "selection",
+            "is_default",
+            "host",
+            "id",
+            "mailer",
+            "name",
+            "password",
+            "port",
+            "sendmail_path",
+            "smtp_auth",
+            "security",
+            "timeout",
+            "username",
+            "actions",
         )
         order_by = ("name",)
 
@@ -44,7 +67,11 @@ class SmtpConfigurationTable(CalmailTable):
 
     def render_security(self, record):
         label = record.get_security_display()
-        if record.mailer == Mailer.SMTP and record.security != "none" and not record.verify_certificate:
+        if (
+            record.mailer == Mailer.SMTP
+            and record.security != "none"
+            and not record.verify_certificate
+        ):
             return format_html(
                 '{} <span class="badge text-bg-warning" title="{}">{}</span>',
                 label,
@@ -66,14 +93,35 @@ class SmtpConfigurationTable(CalmailTable):
         user = self.user
         items = []
         if user.has_perm("smtpconfig.change_smtpconfiguration"):
-            items.append(MenuItem(_("Edit"), reverse("smtpconfig:update", args=[record.pk]), "pencil"))
+            items.append(
+                MenuItem(_("Edit"), reverse("smtpconfig:update", args=[record.pk]), "pencil")
+            )
         if user.has_perm("smtpconfig.add_smtpconfiguration"):
-            items.append(MenuItem(_("Duplicate"), reverse("smtpconfig:duplicate", args=[record.pk]), "copy"))
+            items.append(
+                MenuItem(_("Duplicate"), reverse("smtpconfig:duplicate", args=[record.pk]), "copy")
+            )
         if user.has_perm("smtpconfig.change_smtpconfiguration") and not record.is_default:
-            items.append(MenuItem(_("Make default"), reverse("smtpconfig:set_default", args=[record.pk]), "star"))
+            items.append(
+                MenuItem(
+                    _("Make default"), reverse("smtpconfig:set_default", args=[record.pk]), "star"
+                )
+            )
         if user.has_perm("smtpconfig.test_smtpconfiguration"):
-            items.append(MenuItem(_("Test connection"), reverse("smtpconfig:test", args=[record.pk]), "plug"))
-            items.append(MenuItem(_("Send test mail"), reverse("smtpconfig:test_mail", args=[record.pk]), "send"))
+            items.append(
+                MenuItem(_("Test connection"), reverse("smtpconfig:test", args=[record.pk]), "plug")
+            )
+            items.append(
+                MenuItem(
+                    _("Send test mail"), reverse("smtpconfig:test_mail", args=[record.pk]), "send"
+                )
+            )
         if user.has_perm("smtpconfig.delete_smtpconfiguration"):
-            items.append(MenuItem(_("Delete"), reverse("smtpconfig:delete", args=[record.pk]), "trash", danger=True))
+            items.append(
+                MenuItem(
+                    _("Delete"),
+                    reverse("smtpconfig:delete", args=[record.pk]),
+                    "trash",
+                    danger=True,
+                )
+            )
         return items

@@ -96,7 +96,9 @@ class ConfigurationMixin(PermissionRequiredMixin):
     raise_exception = True
 
     def get_configuration(self) -> SmtpConfiguration:
-        return get_object_or_404(smtp_configuration_list(user=self.request.user), pk=self.kwargs["pk"])
+        return get_object_or_404(
+            smtp_configuration_list(user=self.request.user), pk=self.kwargs["pk"]
+        )
 
     def base_context(self, **extra):
         return {"list_url": reverse("smtpconfig:list"), "list_title": LIST_TITLE, **extra}
@@ -153,7 +155,9 @@ class SmtpConfigurationFormView(ConfigurationMixin, View):
                 # service compares them with what is really stored.
                 configuration.refresh_from_db()
                 services.smtp_configuration_update(
-                    configuration=configuration, values=form.service_values(), make_default=make_default
+                    configuration=configuration,
+                    values=form.service_values(),
+                    make_default=make_default,
                 )
                 messages.success(request, _("%(name)s saved.") % {"name": configuration.name})
             else:
@@ -177,7 +181,8 @@ class SmtpConfigurationDuplicateView(ConfigurationMixin, View):
     def get(self, request, pk):
         configuration = self.get_configuration()
         form = DuplicateForm(
-            initial={"name": services.copy_name(configuration.name)}, cancel_url=reverse("smtpconfig:list")
+            initial={"name": services.copy_name(configuration.name)},
+            cancel_url=reverse("smtpconfig:list"),
         )
         return self.render_form(configuration, form)
 
@@ -221,7 +226,9 @@ class SmtpConfigurationSetDefaultView(ConfigurationMixin, View):
     def post(self, request, pk):
         configuration = self.get_configuration()
         services.smtp_configuration_set_default(configuration=configuration)
-        messages.success(request, _("%(name)s is now the default configuration.") % {"name": configuration.name})
+        messages.success(
+            request, _("%(name)s is now the default configuration.") % {"name": configuration.name}
+        )
         return redirect("smtpconfig:list")
 
 
@@ -229,7 +236,10 @@ class SmtpConfigurationDeleteView(ConfigurationMixin, View):
     permission_required = "smtpconfig.delete_smtpconfiguration"
 
     def needs_successor(self, configuration) -> bool:
-        return configuration.is_default and SmtpConfiguration.objects.exclude(pk=configuration.pk).exists()
+        return (
+            configuration.is_default
+            and SmtpConfiguration.objects.exclude(pk=configuration.pk).exists()
+        )
 
     def render_page(self, configuration, form=None, refusal=None):
         explanation = None
@@ -253,7 +263,9 @@ class SmtpConfigurationDeleteView(ConfigurationMixin, View):
 
     def get(self, request, pk):
         configuration = self.get_configuration()
-        form = DeleteForm(configuration=configuration) if self.needs_successor(configuration) else None
+        form = (
+            DeleteForm(configuration=configuration) if self.needs_successor(configuration) else None
+        )
         return self.render_page(configuration, form)
 
     def post(self, request, pk):

@@ -20,7 +20,9 @@ def pytest_runtest_makereport(item, call):
     if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.longrepr = f"skipped, but CALMAIL_REQUIRE_SERVICES=1 requires every test to run: {reason}"
+        report.longrepr = (
+            f"skipped, but CALMAIL_REQUIRE_SERVICES=1 requires every test to run: {reason}"
+        )
 
 
 @pytest.fixture(autouse=True)

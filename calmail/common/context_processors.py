@@ -18,7 +18,13 @@ class Section:
 
 # One entry per section app; later sections add theirs here.
 SECTIONS = (
-    Section("smtpconfig", _("SMTP configurations"), "smtpconfig:list", "smtpconfig.view_smtpconfiguration", "hdd-network"),
+    Section(
+        "smtpconfig",
+        _("SMTP configurations"),
+        "smtpconfig:list",
+        "smtpconfig.view_smtpconfiguration",
+        "hdd-network",
+    ),
 )
 
 

@@ -51,4 +51,6 @@ def rotate_token(token: str) -> str:
     try:
         return get_fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise SecretDecryptionError("A stored secret cannot be decrypted with the configured FERNET_KEYS.") from None
+        raise SecretDecryptionError(
+            "A stored secret cannot be decrypted with the configured FERNET_KEYS."
+        ) from None

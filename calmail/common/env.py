@@ -57,7 +57,9 @@ def env_secret(name: str) -> str | None:
         try:
             return Path(path).read_text().strip() or None
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE points to {path!r}, which cannot be read: {exc.strerror}.") from None
+            raise ImproperlyConfigured(
+                f"{name}_FILE points to {path!r}, which cannot be read: {exc.strerror}."
+            ) from None
     return None
 
 

@@ -28,7 +28,9 @@ def neutralise(value):
 
 def export_rows(table, *, chunk_size: int = 2000) -> Iterator[list]:
     """The header row, then one list of cell values per record, in the table's order."""
-    columns = [column for column in table.columns.iterall() if not column.column.exclude_from_export]
+    columns = [
+        column for column in table.columns.iterall() if not column.column.exclude_from_export
+    ]
     yield [force_str(column.header) for column in columns]
     data = table.data.data
     records = data.iterator(chunk_size=chunk_size) if hasattr(data, "iterator") else iter(data)
@@ -94,7 +96,8 @@ def xlsx_response(rows: Iterator[list], *, filename: str, sheet_title: str) -> F
     for row in rows:
         sheet.append([neutralise(value) for value in row])
     # Spill to disk beyond a few MB instead of holding a large workbook in memory.
-    buffer = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    # FileResponse closes it when the response is done.
+    buffer = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     workbook.save(buffer)
     buffer.seek(0)
     return FileResponse(

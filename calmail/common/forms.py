@@ -23,7 +23,9 @@ class CrispyFormMixin:
         self.helper.add_input(Submit("submit", self.submit_label))
         if cancel_url:
             self.helper.layout.append(
-                HTML(format_html('<a class="btn btn-link" href="{}">{}</a>', cancel_url, _("Cancel")))
+                HTML(
+                    format_html('<a class="btn btn-link" href="{}">{}</a>', cancel_url, _("Cancel"))
+                )
             )
 
     def prepare_fields(self):

@@ -1,7 +1,7 @@
 """The list-page pattern every section uses: filter + table + pagination + export + bulk."""
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib import messages
@@ -74,7 +74,8 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
             title=self.title,
             create_url=(
                 reverse(self.create_url_name)
-                if self.create_url_name and (not self.create_permission or user.has_perm(self.create_permission))
+                if self.create_url_name
+                and (not self.create_permission or user.has_perm(self.create_permission))
                 else None
             ),
             bulk_url=reverse(self.bulk_url_name) if self.bulk_url_name else None,
@@ -82,7 +83,9 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
             export_formats=EXPORT_FORMATS,
             query_without_page=_query_without(self.request, {"page", "_export"}),
             filters_active=any(
-                value for key, value in self.request.GET.items() if key not in {"page", "sort", "per_page"}
+                value
+                for key, value in self.request.GET.items()
+                if key not in {"page", "sort", "per_page"}
             ),
         )
         return context
@@ -146,7 +149,9 @@ class BulkActionView(View):
         if name not in actions:
             raise PermissionDenied
         action = actions[name]
-        ids = [value for value in request.POST.getlist("selection") if value.isdigit()][: self.max_selection]
+        ids = [value for value in request.POST.getlist("selection") if value.isdigit()][
+            : self.max_selection
+        ]
         objects = list(self.get_queryset().filter(pk__in=ids))
         if not objects:
             messages.warning(request, _("No rows were selected."))
@@ -172,16 +177,22 @@ class BulkActionView(View):
                 request,
                 action.done_message % {"count": result.done}
                 if action.done_message
-                else ngettext("%(count)d row done.", "%(count)d rows done.", result.done) % {"count": result.done},
+                else ngettext("%(count)d row done.", "%(count)d rows done.", result.done)
+                % {"count": result.done},
             )
         for obj, reason in result.refused:
-            messages.warning(request, _("%(object)s was left out: %(reason)s") % {"object": obj, "reason": reason})
+            messages.warning(
+                request,
+                _("%(object)s was left out: %(reason)s") % {"object": obj, "reason": reason},
+            )
         return self._back()
 
     def _next_url(self) -> str:
         candidate = self.request.POST.get("next", "")
         if candidate and url_has_allowed_host_and_scheme(
-            candidate, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+            candidate,
+            allowed_hosts={self.request.get_host()},
+            require_https=self.request.is_secure(),
         ):
             return candidate
         return reverse(self.list_url_name)

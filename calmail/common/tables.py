@@ -37,7 +37,11 @@ class SelectionColumn(tables.CheckBoxColumn):
                     "class": "form-check-input",
                     "aria-label": _("Select all rows"),
                 },
-                "td__input": {"form": "bulk-form", "class": "form-check-input", "aria-label": _("Select row")},
+                "td__input": {
+                    "form": "bulk-form",
+                    "class": "form-check-input",
+                    "aria-label": _("Select row"),
+                },
             },
         )
         super().__init__(**kwargs)
@@ -71,8 +75,14 @@ class YesNoColumn(tables.Column):
 
     def render(self, value):
         if value:
-            return format_html('<i class="bi bi-check-lg text-success" aria-hidden="true"></i><span class="visually-hidden">{}</span>', _("yes"))
-        return format_html('<i class="bi bi-dash text-body-tertiary" aria-hidden="true"></i><span class="visually-hidden">{}</span>', _("no"))
+            return format_html(
+                '<i class="bi bi-check-lg text-success" aria-hidden="true"></i><span class="visually-hidden">{}</span>',
+                _("yes"),
+            )
+        return format_html(
+            '<i class="bi bi-dash text-body-tertiary" aria-hidden="true"></i><span class="visually-hidden">{}</span>',
+            _("no"),
+        )
 
     def value(self, value):
         return str(_("yes") if value else _("no"))

@@ -54,6 +54,8 @@ def healthz(request):
     healthy = all(error is None for error in checks.values())
     body = {
         "status": "ok" if healthy else "unavailable",
-        "checks": {name: ("ok" if error is None else f"error: {error}") for name, error in checks.items()},
+        "checks": {
+            name: ("ok" if error is None else f"error: {error}") for name, error in checks.items()
+        },
     }
     return JsonResponse(body, status=200 if healthy else 503)

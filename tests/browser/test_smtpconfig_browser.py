@@ -14,7 +14,9 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def administrator(django_user_model):
-    user = django_user_model.objects.create_user(username="ada", password=PASSWORD, email="ada@example.com")
+    user = django_user_model.objects.create_user(
+        username="ada", password=PASSWORD, email="ada@example.com"
+    )
     user.groups.add(Group.objects.get(name=ADMINISTRATOR))
     return user
 

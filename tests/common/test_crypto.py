@@ -46,7 +46,9 @@ def test_encrypted_field_wrong_key_gives_clear_error_not_crash(settings):
 
     assert isinstance(loaded.password, UndecryptableSecret)
     assert loaded.has_password is True
-    with pytest.raises(SecretDecryptionError, match="cannot be decrypted with the configured FERNET_KEYS"):
+    with pytest.raises(
+        SecretDecryptionError, match="cannot be decrypted with the configured FERNET_KEYS"
+    ):
         reveal_secret(loaded.password)
 
 

@@ -21,7 +21,10 @@ def test_german_mo_file_is_compiled_from_the_po_file():
     catalogue = polib.pofile(str(PO_FILE))
     compiled = polib.mofile(str(PO_FILE.with_suffix(".mo")))
 
-    expected = {(e.msgid, e.msgstr or tuple(e.msgstr_plural.values())) for e in catalogue.translated_entries()}
+    expected = {
+        (e.msgid, e.msgstr or tuple(e.msgstr_plural.values()))
+        for e in catalogue.translated_entries()
+    }
     actual = {(e.msgid, e.msgstr or tuple(e.msgstr_plural.values())) for e in compiled if e.msgid}
 
     assert actual == expected

@@ -14,11 +14,17 @@ def english(client):
 
 
 @pytest.mark.django_db
-def test_test_connection_page_shows_verdict_and_transcript(client_for, admin, smtp_server_auth, smtp_credentials, settings):
+def test_test_connection_page_shows_verdict_and_transcript(
+    client_for, admin, smtp_server_auth, smtp_credentials, settings
+):
     settings.CALMAIL_SMTP_CA_FILE = str(smtp_server_auth.ca_file)
     configuration = SmtpConfigurationFactory(
-        host=smtp_server_auth.host, port=smtp_server_auth.port, security="starttls",
-        smtp_auth=True, username=smtp_credentials.username, password=smtp_credentials.password,
+        host=smtp_server_auth.host,
+        port=smtp_server_auth.port,
+        security="starttls",
+        smtp_auth=True,
+        username=smtp_credentials.username,
+        password=smtp_credentials.password,
     )
     client = english(client_for(admin))
 
@@ -41,11 +47,17 @@ def test_test_connection_page_shows_verdict_and_transcript(client_for, admin, sm
 
 
 @pytest.mark.django_db
-def test_test_connection_page_wrong_password_plain_verdict(client_for, admin, smtp_server_auth, smtp_credentials, settings):
+def test_test_connection_page_wrong_password_plain_verdict(
+    client_for, admin, smtp_server_auth, smtp_credentials, settings
+):
     settings.CALMAIL_SMTP_CA_FILE = str(smtp_server_auth.ca_file)
     configuration = SmtpConfigurationFactory(
-        host=smtp_server_auth.host, port=smtp_server_auth.port, security="starttls",
-        smtp_auth=True, username="mailer", password="falsch",
+        host=smtp_server_auth.host,
+        port=smtp_server_auth.port,
+        security="starttls",
+        smtp_auth=True,
+        username="mailer",
+        password="falsch",
     )
     client = english(client_for(admin))
 
@@ -80,7 +92,9 @@ def test_send_test_mail_page_delivers_and_reports_reply(client_for, admin, smtp_
 
 @pytest.mark.django_db
 def test_send_test_mail_invalid_recipient_is_refused_by_the_form(client_for, admin, smtp_server):
-    configuration = SmtpConfigurationFactory(host=smtp_server.host, port=smtp_server.port, security="none")
+    configuration = SmtpConfigurationFactory(
+        host=smtp_server.host, port=smtp_server.port, security="none"
+    )
     client = english(client_for(admin))
 
     response = client.post(
@@ -95,7 +109,9 @@ def test_send_test_mail_invalid_recipient_is_refused_by_the_form(client_for, adm
 
 @pytest.mark.django_db
 def test_test_connection_forbidden_for_power_user(client_for, power_user, smtp_server):
-    configuration = SmtpConfigurationFactory(host=smtp_server.host, port=smtp_server.port, security="none")
+    configuration = SmtpConfigurationFactory(
+        host=smtp_server.host, port=smtp_server.port, security="none"
+    )
 
     response = client_for(power_user).post(
         reverse("smtpconfig:test_mail", args=[configuration.pk]),

@@ -101,7 +101,9 @@ def test_set_default_concurrent_switches_leave_exactly_one_default():
 
     from django.db import connection
 
-    configurations = [services.smtp_configuration_create(values=values(name=f"S{i}")) for i in range(6)]
+    configurations = [
+        services.smtp_configuration_create(values=values(name=f"S{i}")) for i in range(6)
+    ]
     barrier = threading.Barrier(len(configurations))
     errors = []
 

@@ -84,12 +84,16 @@ def test_smtp_views_outsider_never_sees_a_configuration(client_for, outsider, na
 @pytest.mark.parametrize("role", ["viewer", "power_user"])
 def test_smtp_views_read_only_roles_see_list_and_detail_only(client_for, request, role):
     user = request.getfixturevalue(role)
-    configuration = SmtpConfigurationFactory(name="Sichtbar", password=SECRET, smtp_auth=True, username="u")
+    configuration = SmtpConfigurationFactory(
+        name="Sichtbar", password=SECRET, smtp_auth=True, username="u"
+    )
     client = client_for(user)
 
     listing = client.get(url_for("list", configuration.pk))
     detail = client.get(url_for("detail", configuration.pk))
-    forbidden = {name: client.get(url_for(name, configuration.pk)).status_code for name in ADMIN_ONLY}
+    forbidden = {
+        name: client.get(url_for(name, configuration.pk)).status_code for name in ADMIN_ONLY
+    }
 
     assert listing.status_code == 200 and "Sichtbar" in page_text(listing)
     assert detail.status_code == 200 and "Sichtbar" in page_text(detail)
@@ -156,7 +160,9 @@ def test_create_second_configuration_is_not_default_unless_asked(client_for, adm
     client.post(reverse("smtpconfig:create"), form_data(name="Zweiter"))
     client.post(reverse("smtpconfig:create"), form_data(name="Dritter", make_default="on"))
 
-    defaults = list(SmtpConfiguration.objects.filter(is_default=True).values_list("name", flat=True))
+    defaults = list(
+        SmtpConfiguration.objects.filter(is_default=True).values_list("name", flat=True)
+    )
     assert defaults == ["Dritter"]
     first.refresh_from_db()
     assert first.is_default is False
@@ -167,7 +173,8 @@ def test_update_blank_password_keeps_the_stored_one(client_for, admin):
     configuration = SmtpConfigurationFactory(smtp_auth=True, username="mailer", password=SECRET)
 
     response = client_for(admin).post(
-        reverse("smtpconfig:update", args=[configuration.pk]), form_data(name="Umbenannt", password="")
+        reverse("smtpconfig:update", args=[configuration.pk]),
+        form_data(name="Umbenannt", password=""),
     )
 
     configuration.refresh_from_db()
@@ -196,7 +203,8 @@ def test_update_clearing_password_while_auth_is_on_is_refused(client_for, admin)
     configuration = SmtpConfigurationFactory(smtp_auth=True, username="mailer", password=SECRET)
 
     response = english(client_for(admin)).post(
-        reverse("smtpconfig:update", args=[configuration.pk]), form_data(password="", clear_password="on")
+        reverse("smtpconfig:update", args=[configuration.pk]),
+        form_data(password="", clear_password="on"),
     )
 
     configuration.refresh_from_db()
@@ -226,10 +234,22 @@ def test_edit_page_never_renders_the_password(client_for, admin):
         ({"username": ""}, "username", "SMTP auth needs a username."),
         ({"password": ""}, "password", "SMTP auth needs a password."),
         ({"host": ""}, "host", "Enter the host name of the SMTP server."),
-        ({"mailer": "sendmail", "sendmail_path": "/nonexistent/sendmail"}, "sendmail_path", "does not exist or is not executable"),
-        ({"mailer": "sendmail", "sendmail_path": "sendmail"}, "sendmail_path", "Enter an absolute path"),
+        (
+            {"mailer": "sendmail", "sendmail_path": "/nonexistent/sendmail"},
+            "sendmail_path",
+            "does not exist or is not executable",
+        ),
+        (
+            {"mailer": "sendmail", "sendmail_path": "sendmail"},
+            "sendmail_path",
+            "Enter an absolute path",
+        ),
         ({"security": "tls+ssl"}, "security", "Select a valid choice"),
-        ({"rate_limit_per_minute": "100", "rate_limit_per_hour": "50"}, "rate_limit_per_minute", "cannot exceed the per-hour limit"),
+        (
+            {"rate_limit_per_minute": "100", "rate_limit_per_hour": "50"},
+            "rate_limit_per_minute",
+            "cannot exceed the per-hour limit",
+        ),
     ],
 )
 def test_create_invalid_input_gets_a_clear_message(client_for, admin, overrides, field, message):
@@ -255,7 +275,9 @@ def test_create_sendmail_with_existing_binary(client_for, admin, tmp_path):
 
     client_for(admin).post(
         reverse("smtpconfig:create"),
-        form_data(mailer="sendmail", sendmail_path=str(binary), host="", smtp_auth=None, password=""),
+        form_data(
+            mailer="sendmail", sendmail_path=str(binary), host="", smtp_auth=None, password=""
+        ),
     )
 
     configuration = SmtpConfiguration.objects.get()
@@ -280,8 +302,14 @@ def test_set_default_switches_atomically(client_for, admin):
 @pytest.mark.django_db
 def test_duplicate_copies_all_but_default_and_password_unless_asked(client_for, admin):
     original = SmtpConfigurationFactory(
-        name="Labor", is_default=True, smtp_auth=True, username="mailer", password=SECRET,
-        rate_limit_per_minute=30, max_connections=4, verify_certificate=False,
+        name="Labor",
+        is_default=True,
+        smtp_auth=True,
+        username="mailer",
+        password=SECRET,
+        rate_limit_per_minute=30,
+        max_connections=4,
+        verify_certificate=False,
     )
     client = client_for(admin)
 
@@ -300,16 +328,30 @@ def test_duplicate_copies_all_but_default_and_password_unless_asked(client_for, 
     assert (copy1.is_default, copy2.is_default) == (False, False)
     assert (copy1.password, copy2.password) == ("Anderes-1", SECRET)
     for copy in (copy1, copy2):
-        assert (copy.host, copy.username, copy.rate_limit_per_minute, copy.max_connections, copy.verify_certificate) == (
-            original.host, "mailer", 30, 4, False,
+        assert (
+            copy.host,
+            copy.username,
+            copy.rate_limit_per_minute,
+            copy.max_connections,
+            copy.verify_certificate,
+        ) == (
+            original.host,
+            "mailer",
+            30,
+            4,
+            False,
         )
 
 
 @pytest.mark.django_db
 def test_duplicate_without_password_for_auth_configuration_asks_for_one(client_for, admin):
-    original = SmtpConfigurationFactory(name="Labor", smtp_auth=True, username="mailer", password=SECRET)
+    original = SmtpConfigurationFactory(
+        name="Labor", smtp_auth=True, username="mailer", password=SECRET
+    )
 
-    response = english(client_for(admin)).post(reverse("smtpconfig:duplicate", args=[original.pk]), {"name": "Labor 2"})
+    response = english(client_for(admin)).post(
+        reverse("smtpconfig:duplicate", args=[original.pk]), {"name": "Labor 2"}
+    )
 
     assert response.status_code == 200
     assert "SMTP auth needs a password." in page_text(response)
@@ -364,10 +406,14 @@ def test_bulk_delete_confirms_then_deletes_and_explains_refusal(client_for, admi
     client.post("/i18n/setlang/", {"language": "en"})
     selection = [default.pk, a.pk, b.pk]
 
-    confirm_page = client.post(reverse("smtpconfig:bulk"), {"action": "delete", "selection": selection})
+    confirm_page = client.post(
+        reverse("smtpconfig:bulk"), {"action": "delete", "selection": selection}
+    )
     still_there = SmtpConfiguration.objects.count()
     done = client.post(
-        reverse("smtpconfig:bulk"), {"action": "delete", "selection": selection, "confirm": "1"}, follow=True
+        reverse("smtpconfig:bulk"),
+        {"action": "delete", "selection": selection, "confirm": "1"},
+        follow=True,
     )
 
     assert still_there == 3
@@ -382,7 +428,8 @@ def test_bulk_delete_forbidden_for_viewer(client_for, viewer):
     configuration = SmtpConfigurationFactory()
 
     response = client_for(viewer).post(
-        reverse("smtpconfig:bulk"), {"action": "delete", "selection": [configuration.pk], "confirm": "1"}
+        reverse("smtpconfig:bulk"),
+        {"action": "delete", "selection": [configuration.pk], "confirm": "1"},
     )
 
     assert response.status_code == 403
@@ -396,16 +443,32 @@ def test_bulk_delete_forbidden_for_viewer(client_for, viewer):
 def three_configurations(db):
     return [
         SmtpConfigurationFactory(
-            name="Alpha", host="alpha.example.com", port=25, security="none", timeout=5,
-            smtp_auth=False, is_default=True,
+            name="Alpha",
+            host="alpha.example.com",
+            port=25,
+            security="none",
+            timeout=5,
+            smtp_auth=False,
+            is_default=True,
         ),
         SmtpConfigurationFactory(
-            name="Beta", host="beta.example.org", port=465, security="ssl", timeout=30,
-            smtp_auth=True, username="beta-user", password=SECRET,
+            name="Beta",
+            host="beta.example.org",
+            port=465,
+            security="ssl",
+            timeout=30,
+            smtp_auth=True,
+            username="beta-user",
+            password=SECRET,
         ),
         SmtpConfigurationFactory(
-            name="Gamma", mailer="sendmail", host="", sendmail_path="/usr/sbin/sendmail", port=587,
-            security="starttls", timeout=60,
+            name="Gamma",
+            mailer="sendmail",
+            host="",
+            sendmail_path="/usr/sbin/sendmail",
+            port=587,
+            security="starttls",
+            timeout=60,
         ),
     ]
 
@@ -479,7 +542,9 @@ def export_csv(client, query=None):
 
 
 @pytest.mark.django_db
-def test_list_export_csv_has_every_visible_column_and_no_password(client_for, admin, three_configurations):
+def test_list_export_csv_has_every_visible_column_and_no_password(
+    client_for, admin, three_configurations
+):
     client = client_for(admin)
     client.post("/i18n/setlang/", {"language": "en"})
 
@@ -487,23 +552,47 @@ def test_list_export_csv_has_every_visible_column_and_no_password(client_for, ad
 
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert rows[0] == [
-        "Default", "Host", "ID", "Mailer", "Name", "Password", "Port", "Sendmail", "SMTP auth",
-        "SMTP secure", "Timeout", "Username",
+        "Default",
+        "Host",
+        "ID",
+        "Mailer",
+        "Name",
+        "Password",
+        "Port",
+        "Sendmail",
+        "SMTP auth",
+        "SMTP secure",
+        "Timeout",
+        "Username",
     ]
     assert rows[1:] == [
-        ["no", "beta.example.org", str(three_configurations[1].pk), "smtp", "Beta", "set", "465", "", "yes",
-         "SSL/TLS", "30", "beta-user"],
+        [
+            "no",
+            "beta.example.org",
+            str(three_configurations[1].pk),
+            "smtp",
+            "Beta",
+            "set",
+            "465",
+            "",
+            "yes",
+            "SSL/TLS",
+            "30",
+            "beta-user",
+        ],
     ]
     assert SECRET not in str(rows)
 
 
 @pytest.mark.django_db
 def test_list_export_neutralises_spreadsheet_formulas(client_for, admin):
-    SmtpConfigurationFactory(name="=HYPERLINK(\"http://evil\")", host="@host", username="+1", is_default=True)
+    SmtpConfigurationFactory(
+        name='=HYPERLINK("http://evil")', host="@host", username="+1", is_default=True
+    )
 
     _response, rows = export_csv(client_for(admin))
 
-    assert rows[1][4] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[1][4] == '\'=HYPERLINK("http://evil")'
     assert rows[1][1] == "'@host"
 
 
