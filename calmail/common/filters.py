@@ -37,14 +37,24 @@ class YesNoFilter(django_filters.ChoiceFilter):
         return super().filter(qs, value)
 
 
+class RangeInputs(django_filters.widgets.RangeWidget):
+    """From/to inputs side by side in one input group."""
+
+    template_name = "common/widgets/range.html"
+
+    def __init__(self, attrs=None, input_type="number"):
+        super().__init__(attrs={"class": "form-control", **(attrs or {})})
+        self.widgets[0].input_type = self.widgets[1].input_type = input_type
+        self.widgets[0].attrs["placeholder"] = _("from")
+        self.widgets[1].attrs["placeholder"] = _("to")
+
+
 class NumberRangeFilter(django_filters.RangeFilter):
     """From/to inputs for a number column."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.extra["widget"] = django_filters.widgets.RangeWidget(
-            attrs={"class": "form-control", "inputmode": "numeric"}
-        )
+        self.extra["widget"] = RangeInputs()
 
 
 class DateRangeFilter(django_filters.DateFromToRangeFilter):
@@ -52,9 +62,7 @@ class DateRangeFilter(django_filters.DateFromToRangeFilter):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.extra["widget"] = django_filters.widgets.DateRangeWidget(
-            attrs={"type": "date", "class": "form-control"}
-        )
+        self.extra["widget"] = RangeInputs(input_type="date")
 
 
 class CalmailFilterSet(django_filters.FilterSet):

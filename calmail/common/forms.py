@@ -7,7 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class CrispyFormMixin:
-    """Gives a form a FormHelper; subclasses may set `layout` in build_layout()."""
+    """Gives a form a FormHelper: the layout from build_layout() (default: the fields in
+    order), then the submit button and an optional cancel link."""
 
     submit_label = _("Save")
 
