@@ -35,7 +35,9 @@ if not SECRET_KEY:
 # Fernet keys for secrets at rest (SMTP passwords): the first encrypts, all decrypt,
 # so a new key can be put in front and old ciphertext rotated with rotate_fernet_keys.
 FERNET_KEYS = [
-    key.strip() for key in (env_secret("FERNET_KEYS") or "").replace("\n", ",").split(",") if key.strip()
+    key.strip()
+    for key in (env_secret("FERNET_KEYS") or "").replace("\n", ",").split(",")
+    if key.strip()
 ]
 if not FERNET_KEYS:
     if not DEBUG:
@@ -45,7 +47,9 @@ if not FERNET_KEYS:
             '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
         )
     FERNET_KEYS = [
-        generated_dev_secret(VAR_DIR / "keys" / "fernet_key", lambda: Fernet.generate_key().decode())
+        generated_dev_secret(
+            VAR_DIR / "keys" / "fernet_key", lambda: Fernet.generate_key().decode()
+        )
     ]
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
@@ -192,6 +196,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        # kombu's default is ./control, i.e. whatever directory the worker starts in.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 else:

@@ -38,14 +38,25 @@ def _apply(configuration: SmtpConfiguration, values: dict) -> list[str]:
     return changed
 
 
+def _lock_configurations() -> None:
+    """Lock every configuration row (in pk order, so waiters cannot deadlock) until commit.
+
+    Locking only the current default is not enough: a waiter re-checks that row after the
+    first switch commits, finds it no longer default, and would proceed on a stale view
+    and collide with the new default. Configurations are few; locking all is cheap.
+    """
+    list(SmtpConfiguration.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
 @transaction.atomic
 def smtp_configuration_create(*, values: dict, make_default: bool = False) -> SmtpConfiguration:
     """Create a configuration. The first one ever becomes the default, whatever was asked."""
     configuration = SmtpConfiguration()
     _apply(configuration, values)
     configuration.full_clean()
-    # Lock the current default so two concurrent "first" creations cannot both claim it.
-    has_default = SmtpConfiguration.objects.select_for_update().filter(is_default=True).exists()
+    # Two truly simultaneous "first" creations both see no default; the unique constraint
+    # then refuses the second, so there is never more than one.
+    has_default = SmtpConfiguration.objects.filter(is_default=True).exists()
     configuration.save()
     if make_default or not has_default:
         smtp_configuration_set_default(configuration=configuration)
@@ -70,12 +81,7 @@ def smtp_configuration_update(
 def smtp_configuration_set_default(*, configuration: SmtpConfiguration) -> None:
     """Make configuration the one default. Atomic: there is never a moment with two defaults,
     and the unique constraint on the flag refuses any writer that bypasses this."""
-    # Row locks on the current default serialise concurrent switches.
-    list(
-        SmtpConfiguration.objects.select_for_update()
-        .filter(is_default=True)
-        .values_list("pk", flat=True)
-    )
+    _lock_configurations()
     SmtpConfiguration.objects.filter(is_default=True).exclude(pk=configuration.pk).update(
         is_default=False
     )

@@ -102,12 +102,11 @@ def test_set_default_concurrent_switches_leave_exactly_one_default():
     from django.db import connection
 
     configurations = [
-        services.smtp_configuration_create(values=values(name=f"S{i}")) for i in range(6)
+        services.smtp_configuration_create(values=values(name=f"S{i}")) for i in range(8)
     ]
-    barrier = threading.Barrier(len(configurations))
     errors = []
 
-    def switch(configuration):
+    def switch(barrier, configuration):
         try:
             barrier.wait(timeout=10)
             services.smtp_configuration_set_default(configuration=configuration)
@@ -116,11 +115,13 @@ def test_set_default_concurrent_switches_leave_exactly_one_default():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=switch, args=(c,)) for c in configurations]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    for _round in range(5):
+        barrier = threading.Barrier(len(configurations))
+        threads = [threading.Thread(target=switch, args=(barrier, c)) for c in configurations]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
 
     assert errors == []
     assert SmtpConfiguration.objects.filter(is_default=True).count() == 1
