@@ -1,4 +1,5 @@
 import django_tables2 as tables
+from django.db.models import Case, Value, When
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -25,9 +26,7 @@ class SmtpConfigurationTable(CalmailTable):
         verbose_name=_("Name"),
         linkify=lambda record: reverse("smtpconfig:detail", args=[record.pk]),
     )
-    password = tables.Column(
-        verbose_name=_("Password"), empty_values=(), orderable=False, accessor="pk"
-    )
+    password = tables.Column(verbose_name=_("Password"), empty_values=(), accessor="pk")
     port = tables.Column(verbose_name=_("Port"))
     sendmail_path = tables.Column(verbose_name=_("Sendmail"))
     smtp_auth = YesNoColumn(verbose_name=_("SMTP auth"))
@@ -61,6 +60,13 @@ class SmtpConfigurationTable(CalmailTable):
         if not record.has_password:
             return format_html('<span class="text-body-tertiary">{}</span>', _("not set"))
         return format_html('<i class="bi bi-key" aria-hidden="true"></i> {}', _("set"))
+
+    def order_password(self, queryset, is_descending):
+        # Ciphertext has no meaningful order; sort by "set / not set" instead.
+        queryset = queryset.annotate(
+            password_set=Case(When(password="", then=Value(0)), default=Value(1))
+        ).order_by(("-" if is_descending else "") + "password_set", "name")
+        return queryset, True
 
     def value_password(self, record):
         return str(_("set") if record.has_password else _("not set"))

@@ -1,3 +1,5 @@
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
@@ -22,6 +24,8 @@ from smtpconfig.forms import (
 from smtpconfig.models import SmtpConfiguration, default_sender
 from smtpconfig.selectors import smtp_configuration_list
 from smtpconfig.tables import SmtpConfigurationTable
+
+logger = logging.getLogger(__name__)
 
 LIST_TITLE = gettext_lazy("SMTP configurations")
 
@@ -320,11 +324,21 @@ class _TransportCheckView(ConfigurationMixin, View):
         report = None
         if form.is_valid():
             report = self.run_check(configuration, **form.cleaned_data)
+            # Verdicts are built from server replies and never contain the password.
+            logger.info(
+                "%s of SMTP configuration #%s (%s) by %s: %s",
+                self.log_name,
+                configuration.pk,
+                configuration.address,
+                request.user.get_username(),
+                report.verdict,
+            )
         return self.render_page(configuration, form, report)
 
 
 class SmtpConfigurationTestView(_TransportCheckView):
     form_class = ConnectionTestForm
+    log_name = "Connection test"
     title_text = gettext_lazy("Test connection: %(name)s")
 
     def run_check(self, configuration, *, sender, recipient):
@@ -333,6 +347,7 @@ class SmtpConfigurationTestView(_TransportCheckView):
 
 class SmtpConfigurationTestMailView(_TransportCheckView):
     form_class = TestMailForm
+    log_name = "Test mail"
     title_text = gettext_lazy("Send test mail: %(name)s")
 
     def run_check(self, configuration, *, sender, recipient):

@@ -5,6 +5,7 @@ import base64
 import pytest
 from django.urls import reverse
 
+from smtpconfig.models import SmtpConfiguration
 from tests.factories import SmtpConfigurationFactory
 
 
@@ -120,3 +121,42 @@ def test_test_connection_forbidden_for_power_user(client_for, power_user, smtp_s
 
     assert response.status_code == 403
     assert smtp_server.messages == []
+
+
+@pytest.mark.django_db
+def test_password_never_logged_on_save_and_failed_login(
+    client_for, admin, smtp_server_auth, settings, caplog
+):
+    settings.CALMAIL_SMTP_CA_FILE = str(smtp_server_auth.ca_file)
+    secret = "Nie-im-Log-42"
+    client = english(client_for(admin))
+    caplog.set_level("DEBUG")
+
+    client.post(
+        reverse("smtpconfig:create"),
+        {
+            "name": "Log-Test",
+            "mailer": "smtp",
+            "host": smtp_server_auth.host,
+            "port": smtp_server_auth.port,
+            "security": "starttls",
+            "verify_certificate": "on",
+            "timeout": "5",
+            "smtp_auth": "on",
+            "username": "mailer",
+            "password": secret,
+            "max_connections": "1",
+            "max_messages_per_connection": "10",
+        },
+    )
+    configuration = SmtpConfiguration.objects.get(name="Log-Test")
+    response = client.post(
+        reverse("smtpconfig:test", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com"},
+    )
+
+    assert response.context["report"].verdict.startswith("Authentication failed: 535")
+    assert "Connection test of SMTP configuration" in caplog.text
+    assert "Authentication failed: 535" in caplog.text
+    assert secret not in caplog.text
+    assert base64.b64encode(secret.encode()).decode() not in caplog.text

@@ -625,3 +625,28 @@ def test_list_query_count_does_not_grow_with_rows(client_for, admin, django_asse
         response = client.get(reverse("smtpconfig:list"))
 
     assert len(response.context["table"].page.object_list) == 3
+
+
+@pytest.mark.django_db
+def test_list_sorting_by_password_set(client_for, admin, three_configurations):
+    response = client_for(admin).get(reverse("smtpconfig:list"), {"sort": "-password"})
+
+    assert [row.record.name for row in response.context["table"].page.object_list] == [
+        "Beta",
+        "Alpha",
+        "Gamma",
+    ]
+
+
+@pytest.mark.django_db
+def test_django_admin_never_shows_the_password(client, django_user_model):
+    superuser = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    configuration = SmtpConfigurationFactory(smtp_auth=True, username="mailer", password=SECRET)
+    client.force_login(superuser)
+
+    change_page = client.get(f"/admin/smtpconfig/smtpconfiguration/{configuration.pk}/change/")
+
+    assert change_page.status_code == 200
+    assert "mailer" in page_text(change_page)
+    assert SECRET not in page_text(change_page)
+    assert 'name="password"' not in page_text(change_page)
