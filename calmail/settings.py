@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "calmail.common",
     "smtpconfig",
+    "mailbox",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +220,17 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "calmail@localhost")
 # calmail
 # Extra CA certificates (PEM) trusted for SMTP TLS besides the system store, e.g. an internal CA.
 CALMAIL_SMTP_CA_FILE = env_str("CALMAIL_SMTP_CA_FILE")
+# Where recipients reach calmail: absolute download links in mails start with this.
+CALMAIL_BASE_URL = env_str("CALMAIL_BASE_URL", "http://127.0.0.1:8000")
+CALMAIL_ATTACHMENT_MAX_BYTES = env_int("CALMAIL_ATTACHMENT_MAX_BYTES", 20_000_000)
+CALMAIL_LINK_TTL_DAYS = env_int("CALMAIL_LINK_TTL_DAYS", 30)
+# Seconds to wait before retry 1, 2, …; a mail fails for good after the last.
+CALMAIL_RETRY_BACKOFF = [
+    int(s) for s in env_list("CALMAIL_RETRY_BACKOFF", ["60", "300", "1800", "7200", "21600"])
+]
+CALMAIL_DELIVERY_BATCH_SIZE = env_int("CALMAIL_DELIVERY_BATCH_SIZE", 50)
+# A row "sending" longer than this belongs to a dead worker and is taken back by the sweeper.
+CALMAIL_SENDING_LEASE_SECONDS = env_int("CALMAIL_SENDING_LEASE_SECONDS", 300)
 CALMAIL_PAGE_SIZE = env_int("CALMAIL_PAGE_SIZE", 25)
 CALMAIL_MAX_PAGE_SIZE = env_int("CALMAIL_MAX_PAGE_SIZE", 200)
 

@@ -28,6 +28,15 @@ def is_administrator(user) -> bool:
     return user.groups.filter(name=ADMINISTRATOR).exists()
 
 
+def team_groups(user):
+    """The user's own groups that are teams, not roles: they own actions and mails."""
+    from django.contrib.auth.models import Group
+
+    if not user.is_authenticated:
+        return Group.objects.none()
+    return user.groups.exclude(name__in=ROLE_NAMES)
+
+
 def grant_permissions(apps, grants: dict[str, list[str]]) -> None:
     """For data migrations: give each role the listed "app_label.codename" permissions.
 

@@ -1,0 +1,227 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from smtpconfig.models import SmtpConfiguration
+
+
+class Status(models.TextChoices):
+    SCHEDULED = "scheduled", _("scheduled")
+    QUEUED = "queued", _("queued")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    DEFERRED = "deferred", _("deferred")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class Source(models.TextChoices):
+    ACTION = "action", _("mail action")
+    COMPOSE = "compose", _("compose")
+    TEST = "test", _("test")
+    SYSTEM = "system", _("system")
+
+
+class AddressType(models.TextChoices):
+    USER = "user", _("User")
+    CUSTOMER = "customer", _("Customer")
+    SYSTEM = "system", _("System")
+    DISTRIBUTION = "distribution", _("Distribution group")
+    ADDRESS = "address", _("Typed address")
+
+
+class ExportType(models.TextChoices):
+    NONE = "", _("none")
+    EXCEL = "excel", "excel"
+    PDF_HTML = "pdf_html", "pdf_html"
+    CSV = "csv", "csv"
+
+
+class AttachmentType(models.TextChoices):
+    FILE = "file", _("file")
+    LINK = "link", _("link")
+
+
+class OutboxMessage(models.Model):
+    """One outgoing mail: its content, where it came from, and where its delivery stands.
+
+    The row is the truth; Celery tasks only nudge the delivery engine to look at it.
+    """
+
+    # Where it came from (5.6.2 "Mailaktion").
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    source_label = models.CharField(
+        _("mail action"),
+        max_length=200,
+        blank=True,
+        help_text=_("The action's description when the mail was made."),
+    )
+    # Recipient as shown in the list; the full lists are in to/cc/bcc.
+    recipient = models.CharField(_("recipient"), max_length=1000)
+    recipient_owner = models.CharField(_("user/customer"), max_length=200, blank=True)
+    address_type = models.CharField(
+        _("address type"), max_length=12, choices=AddressType.choices, default=AddressType.ADDRESS
+    )
+    attachment_count = models.PositiveIntegerField(_("attachments"), default=0)
+    export_type = models.CharField(
+        _("export type"), max_length=10, choices=ExportType.choices, blank=True
+    )
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    attachment_type = models.CharField(
+        _("attachment type"),
+        max_length=4,
+        choices=AttachmentType.choices,
+        default=AttachmentType.FILE,
+    )
+    exported_attachments = models.PositiveIntegerField(_("exported attachments"), default=0)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    # The message itself.
+    from_email = models.CharField(_("from"), max_length=320)
+    from_name = models.CharField(_("from name"), max_length=200, blank=True)
+    to = models.JSONField(_("to"), default=list)
+    cc = models.JSONField(_("cc"), default=list, blank=True)
+    bcc = models.JSONField(_("bcc"), default=list, blank=True)
+    reply_to = models.JSONField(_("reply to"), default=list, blank=True)
+    subject = models.CharField(_("subject"), max_length=998)
+    body_text = models.TextField(_("text"), blank=True)
+    body_html = models.TextField(_("HTML"), blank=True)
+    headers = models.JSONField(_("extra headers"), default=dict, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, unique=True)
+
+    # Delivery bookkeeping.
+    smtp_configuration = models.ForeignKey(
+        SmtpConfiguration,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        verbose_name=_("SMTP configuration"),
+    )
+    scheduled_at = models.DateTimeField(_("planned for"), null=True, blank=True)
+    attempt_count = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    # Who may see it.
+    owner_group = models.ForeignKey(
+        Group,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("group"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        verbose_name = _("mail")
+        verbose_name_plural = _("mails")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("resend_outboxmessage", _("Can resend mails")),
+            ("cancel_outboxmessage", _("Can cancel mails")),
+        ]
+        indexes = [
+            # The sweeper and the workers: due rows per status.
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_due_idx"),
+            # Expired leases of rows being sent.
+            models.Index(
+                fields=["lease_expires_at"], name="outbox_lease_idx", condition=Q(status="sending")
+            ),
+            models.Index(fields=["-created_at", "-id"], name="outbox_created_idx"),
+            models.Index(fields=["sent_at"], name="outbox_sent_idx"),
+            models.Index(fields=["smtp_configuration", "status"], name="outbox_config_status_idx"),
+            models.Index(fields=["owner_group", "-created_at"], name="outbox_group_idx"),
+            models.Index(fields=["created_by", "-created_at"], name="outbox_creator_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} → {self.recipient}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (Status.SENT, Status.FAILED, Status.CANCELLED)
+
+
+def attachment_path(instance, filename):
+    # A random folder per attachment: names from users never collide or traverse.
+    return f"outbox/{instance.created_at:%Y/%m}/{instance.uuid}/{filename}"
+
+
+class OutboxAttachment(models.Model):
+    """A file of a mail: attached to it, or (attachment type "link") offered by a signed URL."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="attachments")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    file = models.FileField(_("file"), upload_to=attachment_path, max_length=500)
+    filename = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size"))
+    exported = models.BooleanField(_("exported report"), default=False)
+    created_at = models.DateTimeField(_("created"))
+    download_count = models.PositiveIntegerField(_("downloads"), default=0)
+    last_downloaded_at = models.DateTimeField(_("last download"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.filename
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent", _("sent")
+    DEFERRED = "deferred", _("deferred")
+    FAILED = "failed", _("failed")
+
+
+class DeliveryAttempt(models.Model):
+    """One try to hand a mail to its server: shown in the mail's timeline and in the Log."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="attempts")
+    smtp_configuration = models.ForeignKey(
+        SmtpConfiguration,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("SMTP configuration"),
+    )
+    started_at = models.DateTimeField(_("time"))
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
+    worker = models.CharField(_("worker"), max_length=200, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=AttemptOutcome.choices)
+    reply_code = models.PositiveSmallIntegerField(_("reply code"), null=True, blank=True)
+    reply_text = models.TextField(_("reply"), blank=True)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["started_at", "id"]
+        indexes = [
+            models.Index(fields=["message", "started_at"], name="attempt_message_idx"),
+            # Rate limits count recent successful sends per configuration.
+            models.Index(
+                fields=["smtp_configuration", "started_at"], name="attempt_config_time_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome} {self.reply_code or ''}"
