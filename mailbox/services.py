@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from mailbox.links import attachment_url
 from mailbox.models import (
     AddressType,
     AttachmentType,
@@ -24,7 +25,6 @@ from mailbox.models import (
     Source,
     Status,
 )
-from mailbox.links import attachment_url
 from mailbox.transitions import InvalidTransition, transition
 from smtpconfig.models import SmtpConfiguration
 from smtpconfig.selectors import smtp_configuration_default
