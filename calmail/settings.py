@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "calmail.common",
     "smtpconfig",
+    "inventory",
     "mailbox",
 ]
 
@@ -212,6 +213,15 @@ CELERY_TASK_TIME_LIMIT = 900
 CELERY_TASK_SOFT_TIME_LIMIT = 840
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Takes back mail of dead workers, queues scheduled mail, nudges delivery of due mail.
+    "mailbox-sweep": {
+        "task": "mailbox.sweep",
+        "schedule": 60.0,
+        # A sweep that waited out a broker outage is stale; the next one comes anyway.
+        "options": {"expires": 55},
+    },
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
@@ -231,6 +241,12 @@ CALMAIL_RETRY_BACKOFF = [
 CALMAIL_DELIVERY_BATCH_SIZE = env_int("CALMAIL_DELIVERY_BATCH_SIZE", 50)
 # A row "sending" longer than this belongs to a dead worker and is taken back by the sweeper.
 CALMAIL_SENDING_LEASE_SECONDS = env_int("CALMAIL_SENDING_LEASE_SECONDS", 300)
+# A delivery task stops claiming new batches after this long and hands over to a new task,
+# so configurations take turns and no task comes near CELERY_TASK_SOFT_TIME_LIMIT.
+CALMAIL_DELIVERY_RUN_SECONDS = env_int("CALMAIL_DELIVERY_RUN_SECONDS", 120)
+# PostgreSQL: commit each mail's outcome without waiting for the WAL flush (a database
+# crash may then resend the last moment's mails; none is lost). See mailbox/delivery.py.
+CALMAIL_DELIVERY_ASYNC_COMMIT = env_bool("CALMAIL_DELIVERY_ASYNC_COMMIT", True)
 CALMAIL_PAGE_SIZE = env_int("CALMAIL_PAGE_SIZE", 25)
 CALMAIL_MAX_PAGE_SIZE = env_int("CALMAIL_MAX_PAGE_SIZE", 200)
 

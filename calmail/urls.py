@@ -17,6 +17,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The language switcher must also work on the login page.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("outbox/", include("mailbox.urls")),
     path("smtp/", include("smtpconfig.urls")),
+    path("inventory/", include("inventory.urls")),
     path("admin/", admin.site.urls),
 ]

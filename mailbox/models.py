@@ -145,6 +145,14 @@ class OutboxMessage(models.Model):
             models.Index(
                 fields=["lease_expires_at"], name="outbox_lease_idx", condition=Q(status="sending")
             ),
+            # The delivery engine's claim (due rows of one configuration, oldest first) and
+            # the sweeper's "anything due?" per configuration: an ordered range scan over
+            # the backlog only, with no sort, however many sent rows the outbox holds.
+            models.Index(
+                fields=["smtp_configuration", "next_attempt_at", "id"],
+                name="outbox_claim_idx",
+                condition=Q(status__in=["queued", "deferred"]),
+            ),
             models.Index(fields=["-created_at", "-id"], name="outbox_created_idx"),
             models.Index(fields=["sent_at"], name="outbox_sent_idx"),
             models.Index(fields=["smtp_configuration", "status"], name="outbox_config_status_idx"),
@@ -225,3 +233,35 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self):
         return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome} {self.reply_code or ''}"
+
+
+class DeliverySlot(models.Model):
+    """One of a configuration's parallel connections (max_connections), across all workers.
+
+    A worker holds a slot while it has a connection to the server open. The lease makes a
+    killed worker's slot free again once it expires; a live worker renews it.
+    """
+
+    smtp_configuration = models.ForeignKey(
+        SmtpConfiguration,
+        # Slots are bookkeeping, not a use of the configuration: they never block deleting it.
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("SMTP configuration"),
+    )
+    number = models.PositiveSmallIntegerField(_("number"))
+    holder = models.CharField(_("held by"), max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("connection slot")
+        verbose_name_plural = _("connection slots")
+        ordering = ["smtp_configuration", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["smtp_configuration", "number"], name="delivery_slot_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.smtp_configuration_id}/{self.number} {self.holder or '-'}"

@@ -201,7 +201,7 @@ def enqueue(
     if attachment_type == AttachmentType.LINK and stored:
         _add_download_links(message, stored)
     if not future:
-        transaction.on_commit(lambda: dispatch_delivery(configuration_id=configuration.pk))
+        _nudge_on_commit(configuration.pk)
     return message
 
 
@@ -240,6 +240,28 @@ def _add_download_links(message: OutboxMessage, attachments: list[OutboxAttachme
     message.save(update_fields=["body_text", "body_html"])
 
 
+class _DeliveryNudge:
+    """The after-commit callback that dispatches delivery for one configuration."""
+
+    def __init__(self, configuration_id: int):
+        self.configuration_id = configuration_id
+
+    def __call__(self) -> None:
+        dispatch_delivery(configuration_id=self.configuration_id)
+
+
+def _nudge_on_commit(configuration_id: int) -> None:
+    """Dispatch delivery after commit, once per configuration and transaction: a mail
+    action enqueueing 20,000 mails publishes one task, not 20,000 (the engine drains the
+    backlog and fans out to free connection slots). A rolled-back savepoint drops its
+    callbacks, which is why this looks at the ones still registered."""
+    registered = transaction.get_connection().run_on_commit
+    for _savepoints, callback, _robust in registered:
+        if isinstance(callback, _DeliveryNudge) and callback.configuration_id == configuration_id:
+            return
+    transaction.on_commit(_DeliveryNudge(configuration_id))
+
+
 def dispatch_delivery(*, configuration_id: int) -> None:
     """Nudge a worker to deliver due mail of a configuration. Never raises: if the broker is
     down, the sweeper finds the rows within a minute (the database is the truth)."""
@@ -266,6 +288,14 @@ def dispatch_delivery(*, configuration_id: int) -> None:
 
 def message_resend(*, message: OutboxMessage) -> None:
     """A sent, failed or cancelled mail goes back to queued as a new delivery cycle."""
+    if message.status not in (Status.SENT, Status.FAILED, Status.CANCELLED):
+        # sending → queued is allowed for the sweeper's lease recovery; as a resend it would
+        # send a mail twice while a worker is sending it.
+        raise InvalidTransition(
+            _("A %(current)s mail cannot become %(target)s.")
+            % {"current": Status(message.status).label, "target": Status.QUEUED.label},
+            code="invalid_transition",
+        )
     now = timezone.now()
     transition(
         message,
@@ -277,8 +307,7 @@ def message_resend(*, message: OutboxMessage) -> None:
         lease_expires_at=None,
         claimed_by="",
     )
-    configuration_id = message.smtp_configuration_id
-    transaction.on_commit(lambda: dispatch_delivery(configuration_id=configuration_id))
+    _nudge_on_commit(message.smtp_configuration_id)
 
 
 def message_cancel(*, message: OutboxMessage) -> None:

@@ -233,6 +233,12 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         self.server.senders_seen.append(address)
+        drop_after = self.server.drop_after_messages
+        if drop_after is not None and smtp.messages_accepted >= drop_after:
+            # Hang up without a reply, like a server that restarts or drops idle clients;
+            # connection_lost() then cancels this handler while it waits.
+            smtp.transport.close()
+            await asyncio.Event().wait()
         if self.server.fail_mail is not None:
             return format_reply(self.server.fail_mail)
         envelope.mail_from = address
@@ -251,9 +257,13 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.before_data_reply is not None:
+            # In the server's thread, while the client waits for the reply.
+            self.server.before_data_reply()
         if self.server.fail_data is not None:
             return format_reply(self.server.fail_data)
         raw = envelope.original_content or b""
+        smtp.messages_accepted += 1
         self.server.messages.append(
             ReceivedMessage(
                 sender=envelope.mail_from or "",
@@ -281,10 +291,12 @@ class _SmtpProtocol(SMTP):
         super().__init__(handler, auth_required=False, **kwargs)
         self._auth_required = auth_required
         self._test_server = handler.server
+        self.messages_accepted = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None:
             self._test_server._connections.add(self)
+            self._test_server.connections_made += 1
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -331,7 +343,11 @@ class SmtpTestServer:
 
     Failure modes, switchable while the server runs (a (code, text) tuple or None):
     ``fail_greeting`` (answer the connection with it and hang up), ``fail_mail``,
-    ``fail_rcpt``, ``reject_recipients`` (address -> reply) and ``fail_data``.
+    ``fail_rcpt``, ``reject_recipients`` (address -> reply) and ``fail_data``;
+    ``drop_after_messages`` (an int or None) hangs up without a reply at the MAIL command
+    that follows that many accepted messages on a connection. ``connections_made`` counts
+    the connections clients opened. ``before_data_reply`` (a callable or None) runs after
+    a message's content arrived and before the server answers it.
     """
 
     host = LOCALHOST
@@ -370,6 +386,9 @@ class SmtpTestServer:
         self.fail_rcpt: Reply | None = None
         self.fail_data: Reply | None = None
         self.reject_recipients: dict[str, Reply] = {}
+        self.drop_after_messages: int | None = None
+        self.before_data_reply: Callable[[], None] | None = None
+        self.connections_made = 0
         self._connections: set[_SmtpProtocol] = set()
 
         if auth_require_tls is None:
@@ -412,6 +431,8 @@ class SmtpTestServer:
     def start(self) -> SmtpTestServer:
         self._controller.start()
         self.port = self._controller.port
+        # aiosmtpd's start-up probe was a connection too; count only the clients'.
+        self.connections_made = 0
         return self
 
     def stop(self) -> None:
@@ -439,6 +460,9 @@ class SmtpTestServer:
         self.recipients_seen.clear()
         self.fail_greeting = self.fail_mail = self.fail_rcpt = self.fail_data = None
         self.reject_recipients.clear()
+        self.drop_after_messages = None
+        self.before_data_reply = None
+        self.connections_made = 0
 
     def __enter__(self) -> SmtpTestServer:
         return self.start()

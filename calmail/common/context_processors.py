@@ -18,12 +18,34 @@ class Section:
 
 # One entry per section app; later sections add theirs here.
 SECTIONS = (
+    Section("mailbox", _("Outbox"), "mailbox:list", "mailbox.view_outboxmessage", "inbox"),
     Section(
         "smtpconfig",
         _("SMTP configurations"),
         "smtpconfig:list",
         "smtpconfig.view_smtpconfiguration",
         "hdd-network",
+    ),
+    Section(
+        "distribution_lists",
+        _("Distribution lists"),
+        "inventory:distributionlist_list",
+        "inventory.view_distributionlist",
+        "people",
+    ),
+    Section(
+        "system_addresses",
+        _("System addresses"),
+        "inventory:systemaddress_list",
+        "inventory.view_systemaddress",
+        "building",
+    ),
+    Section(
+        "calserver_data",
+        _("Customers & instruments"),
+        "inventory:data",
+        "inventory.view_customer",
+        "rulers",
     ),
 )
 

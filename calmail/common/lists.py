@@ -61,8 +61,9 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
         return kwargs
 
     def get_table_pagination(self, table):
-        # The table caps whatever size is asked for (CalmailTable.paginate).
-        return {"per_page": settings.CALMAIL_PAGE_SIZE}
+        # The table caps whatever size is asked for (CalmailTable.paginate). A view of a
+        # huge table sets paginator_class = LazyPaginator: no COUNT(*) per page view.
+        return {"per_page": settings.CALMAIL_PAGE_SIZE, "paginator_class": self.paginator_class}
 
     def allowed_bulk_actions(self) -> dict:
         return allowed_actions(self.bulk_actions, self.request.user)

@@ -1,0 +1,715 @@
+"""Who a mail goes to: selection tokens, their resolution into recipients, and search.
+
+A selection is an ordered list of tokens, as forms submit them and actions store them:
+"user:12", "customer:5", "list:3", "system:2", and typed addresses ("a@example.com",
+"Max Muster <a@example.com>", or the same with an "address:" prefix).
+
+Resolving a selection gives one Recipient per e-mail address: distribution lists are
+expanded to their members, a customer with several contact addresses yields one
+Recipient per address. Each Recipient carries the Scope its report covers (a customer's
+records, a user's, or all) and the language its mail is written in. Addresses are
+de-duplicated case-insensitively; the first occurrence wins and the order is kept.
+
+Resolution reads a bounded number of queries whatever the selection's size (one or a few
+per kind of token) and never checks permissions: check_selection() does that when a user
+makes the selection.
+"""
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from enum import StrEnum
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.validators import validate_email
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from inventory.models import Customer, CustomerContact, DistributionList, SystemAddress
+from inventory.selectors import Scope, ScopeKind, visible_distribution_lists
+
+__all__ = [
+    "AddressType",
+    "Choice",
+    "Recipient",
+    "Resolution",
+    "Scope",
+    "ScopeKind",
+    "SelectionItem",
+    "Skipped",
+    "TokenKind",
+    "check_selection",
+    "describe_selection",
+    "format_address",
+    "parse_address",
+    "parse_token",
+    "parse_tokens",
+    "resolve_recipients",
+    "resolve_selection",
+    "search_recipients",
+    "split_recipient_text",
+]
+
+
+class AddressType(StrEnum):
+    """The outbox's address types; the values are mailbox.models.AddressType's."""
+
+    USER = "user"
+    CUSTOMER = "customer"
+    SYSTEM = "system"
+    DISTRIBUTION = "distribution"
+    ADDRESS = "address"
+
+
+class TokenKind(StrEnum):
+    USER = "user"
+    CUSTOMER = "customer"
+    LIST = "list"
+    SYSTEM = "system"
+    ADDRESS = "address"
+
+
+REFERENCE_KINDS = (TokenKind.USER, TokenKind.CUSTOMER, TokenKind.LIST, TokenKind.SYSTEM)
+MAX_NAME_LENGTH = 200
+
+
+def format_address(email: str, name: str = "") -> str:
+    """ "Name <address>", the name quoted where needed; the bare address without a name."""
+    if not name:
+        return email
+    try:
+        return str(Address(display_name=name, addr_spec=email))
+    except (ValueError, IndexError, HeaderParseError):
+        # The stdlib parser is stricter than Django's validator for a few exotic forms.
+        return '"{}" <{}>'.format(name.replace("\\", "\\\\").replace('"', '\\"'), email)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One address a mail goes to, and what the mail for it is built from."""
+
+    email: str
+    # Display name for the To header: the person, contact or address name.
+    name: str
+    # "de" / "en"; None for a typed address: the template's default language applies.
+    language: str | None
+    address_type: AddressType
+    # Whom the address belongs to, as shown in the outbox: "Max Muster", "1001 · Muster GmbH".
+    owner: str
+    # Which rows the recipient's report covers.
+    scope: Scope
+    # The member it came from ("user:12", "customer:5", "system:2", "address:…").
+    source: str
+    # The distribution list it was reached through, by name ("" when named directly).
+    via: str = ""
+
+    @property
+    def formatted(self) -> str:
+        """ "Name <address>" for a header (quoted where needed), or the bare address."""
+        return format_address(self.email, self.name)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A selected recipient that yields no address, and why (for the action's log)."""
+
+    source: str
+    label: str
+    reason: str
+
+
+@dataclass
+class Resolution:
+    recipients: list[Recipient] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.recipients)
+
+    def __len__(self):
+        return len(self.recipients)
+
+    @property
+    def emails(self) -> list[str]:
+        return [recipient.email for recipient in self.recipients]
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectionItem:
+    """A parsed token: a reference (kind + pk) or a typed address (email + name)."""
+
+    kind: TokenKind
+    pk: int | None = None
+    email: str = ""
+    name: str = ""
+
+    @property
+    def token(self) -> str:
+        if self.kind == TokenKind.ADDRESS:
+            return f"address:{format_address(self.email, self.name)}"
+        return f"{self.kind}:{self.pk}"
+
+
+_PREFIX = re.compile(r"^([A-Za-z]+):(.*)$", re.DOTALL)
+_NAMED_ADDRESS = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<email>[^<>]+)>$")
+
+
+def parse_token(text: str) -> SelectionItem:
+    """Parse one token; raises ValidationError with a message that names the token."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError(_("An empty recipient was given."), code="empty")
+    match = _PREFIX.match(text)
+    if match:
+        prefix, rest = match.group(1).lower(), match.group(2).strip()
+        if prefix in REFERENCE_KINDS:
+            if not rest.isascii() or not rest.isdigit() or int(rest) == 0:
+                raise ValidationError(
+                    _("“%(token)s”: after “%(kind)s:” a number is expected."),
+                    code="bad_reference",
+                    params={"token": text, "kind": prefix},
+                )
+            return SelectionItem(kind=TokenKind(prefix), pk=int(rest))
+        if prefix == TokenKind.ADDRESS:
+            return parse_address(rest, token=text)
+        raise ValidationError(
+            _(
+                "“%(token)s” is not a known kind of recipient. Use user:, customer:, list:, system: or an e-mail address."
+            ),
+            code="unknown_kind",
+            params={"token": text},
+        )
+    return parse_address(text, token=text)
+
+
+def parse_address(text: str, *, token: str | None = None) -> SelectionItem:
+    """A typed address, "a@example.com" or "Name <a@example.com>"; ValidationError if not."""
+    text = text.strip()
+    token = text if token is None else token
+    name, email = "", text
+    match = _NAMED_ADDRESS.match(text)
+    if match:
+        name = match.group("name").strip().strip('"').strip()
+        email = match.group("email").strip()
+    invalid = ValidationError(
+        _("“%(token)s” is not a valid e-mail address."),
+        code="invalid_address",
+        params={"token": token},
+    )
+    # A line break or control character in a name would end up in a mail header.
+    if any(ord(char) < 32 for char in name) or len(name) > MAX_NAME_LENGTH:
+        raise invalid
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise invalid from None
+    return SelectionItem(kind=TokenKind.ADDRESS, email=email, name=name)
+
+
+def parse_tokens(selection: Iterable[SelectionItem | str]) -> list[SelectionItem]:
+    """Parse tokens (already parsed items pass through) in order, repeats dropped; every
+    bad token is reported at once in one ValidationError."""
+    items, seen, errors = [], set(), []
+    for entry in selection:
+        if isinstance(entry, str):
+            try:
+                entry = parse_token(entry)
+            except ValidationError as exc:
+                errors.append(exc)
+                continue
+        key = (entry.kind, entry.email.lower() if entry.kind == TokenKind.ADDRESS else entry.pk)
+        if key not in seen:
+            seen.add(key)
+            items.append(entry)
+    if errors:
+        raise ValidationError(errors)
+    return items
+
+
+def split_recipient_text(text: str) -> list[str]:
+    """Split free text into tokens at commas, semicolons and line breaks, except inside
+    quotes or angle brackets ("Muster, Max" <max@example.com> stays one token)."""
+    tokens, current, quoted, bracketed = [], [], False, False
+    for char in text or "":
+        if char == '"' and not bracketed:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            bracketed = True
+        elif char == ">" and not quoted:
+            bracketed = False
+        if char in ",;\n\r" and not quoted and not bracketed:
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    tokens.append("".join(current))
+    return [token.strip() for token in tokens if token.strip()]
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _user_queryset():
+    return get_user_model().objects.select_related("profile")
+
+
+def _customer_queryset():
+    return Customer.objects.prefetch_related("contacts")
+
+
+@dataclass
+class _Loaded:
+    users: dict
+    customers: dict
+    lists: dict
+    systems: dict
+
+
+def _load(items: Sequence[SelectionItem], *, members: bool = True) -> _Loaded:
+    """One or a few queries per kind of token, only for the kinds present; a distribution
+    list's members only when asked for."""
+    ids: dict[TokenKind, set[int]] = {kind: set() for kind in REFERENCE_KINDS}
+    for item in items:
+        if item.kind in ids:
+            ids[item.kind].add(item.pk)
+
+    def by_pk(queryset, kind):
+        if not ids[kind]:
+            return {}
+        return {obj.pk: obj for obj in queryset.filter(pk__in=ids[kind])}
+
+    lists = DistributionList.objects.all()
+    if members:
+        lists = lists.prefetch_related(
+            Prefetch(
+                "users",
+                queryset=_user_queryset().order_by("last_name", "first_name", "username", "pk"),
+            ),
+            Prefetch("customers", queryset=_customer_queryset().order_by("number")),
+            "addresses",
+        )
+    return _Loaded(
+        users=by_pk(_user_queryset(), TokenKind.USER),
+        customers=by_pk(_customer_queryset(), TokenKind.CUSTOMER),
+        lists=by_pk(lists, TokenKind.LIST),
+        systems=by_pk(SystemAddress.objects.all(), TokenKind.SYSTEM),
+    )
+
+
+def user_display_name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def user_language(user) -> str:
+    """The user's profile language; the installation's language without a profile."""
+    try:
+        return user.profile.language
+    except ObjectDoesNotExist:
+        return settings.LANGUAGE_CODE
+
+
+# --- resolution ---------------------------------------------------------------------------
+
+
+class _Collector:
+    def __init__(self):
+        self.resolution = Resolution()
+        self._seen: set[str] = set()
+
+    def add(self, recipient: Recipient) -> None:
+        key = recipient.email.strip().lower()
+        if key not in self._seen:
+            self._seen.add(key)
+            self.resolution.recipients.append(recipient)
+
+    def skip(self, source: str, label: str, reason: str) -> None:
+        self.resolution.skipped.append(Skipped(source=source, label=label, reason=reason))
+
+    def add_user(self, user, *, via: str = "") -> None:
+        source, label = f"user:{user.pk}", user_display_name(user)
+        if not user.is_active:
+            self.skip(source, label, _("the user is deactivated"))
+        elif not user.email:
+            self.skip(source, label, _("the user has no e-mail address"))
+        else:
+            self.add(
+                Recipient(
+                    email=user.email,
+                    name=label,
+                    language=user_language(user),
+                    address_type=AddressType.DISTRIBUTION if via else AddressType.USER,
+                    owner=label,
+                    scope=Scope.user(user.pk),
+                    source=source,
+                    via=via,
+                )
+            )
+
+    def add_customer(self, customer, *, via: str = "") -> None:
+        source = f"customer:{customer.pk}"
+        contacts = list(customer.contacts.all())
+        if not contacts:
+            self.skip(source, customer.label, _("the customer has no contact e-mail address"))
+        for contact in contacts:
+            self.add(
+                Recipient(
+                    email=contact.email,
+                    name=contact.name or customer.name,
+                    language=customer.language,
+                    address_type=AddressType.DISTRIBUTION if via else AddressType.CUSTOMER,
+                    owner=customer.label,
+                    scope=Scope.customer(customer.pk),
+                    source=source,
+                    via=via,
+                )
+            )
+
+    def add_list(self, distribution_list) -> None:
+        via = distribution_list.name
+        users = list(distribution_list.users.all())
+        customers = list(distribution_list.customers.all())
+        addresses = list(distribution_list.addresses.all())
+        if not (users or customers or addresses):
+            self.skip(
+                f"list:{distribution_list.pk}", via, _("the distribution list has no members")
+            )
+        for user in users:
+            self.add_user(user, via=via)
+        for customer in customers:
+            self.add_customer(customer, via=via)
+        for address in addresses:
+            self.add(
+                Recipient(
+                    email=address.email,
+                    name=address.name,
+                    language=None,
+                    address_type=AddressType.DISTRIBUTION,
+                    owner=via,
+                    scope=Scope.all(),
+                    source=f"address:{address.email}",
+                    via=via,
+                )
+            )
+
+    def add_system(self, system_address) -> None:
+        self.add(
+            Recipient(
+                email=system_address.email,
+                name=system_address.name,
+                language=system_address.language,
+                address_type=AddressType.SYSTEM,
+                owner=system_address.name,
+                scope=Scope.all(),
+                source=f"system:{system_address.pk}",
+            )
+        )
+
+    def add_address(self, item: SelectionItem) -> None:
+        self.add(
+            Recipient(
+                email=item.email,
+                name=item.name,
+                language=None,
+                address_type=AddressType.ADDRESS,
+                owner="",
+                scope=Scope.all(),
+                source=item.token,
+            )
+        )
+
+
+def resolve_selection(selection: Iterable[SelectionItem | str]) -> Resolution:
+    """Resolve tokens (strings or parsed items) into recipients, in the selection's order.
+
+    References that no longer exist, deactivated users, users without an address,
+    customers without a contact address and empty lists are reported in `skipped`.
+    Bad token strings raise ValidationError (see parse_tokens).
+    """
+    items = parse_tokens(selection)
+    loaded = _load(items)
+    collector = _Collector()
+    tables = {
+        TokenKind.USER: (loaded.users, collector.add_user),
+        TokenKind.CUSTOMER: (loaded.customers, collector.add_customer),
+        TokenKind.LIST: (loaded.lists, collector.add_list),
+        TokenKind.SYSTEM: (loaded.systems, collector.add_system),
+    }
+    for item in items:
+        if item.kind == TokenKind.ADDRESS:
+            collector.add_address(item)
+            continue
+        objects, add = tables[item.kind]
+        obj = objects.get(item.pk)
+        if obj is None:
+            collector.skip(item.token, item.token, _("it no longer exists"))
+        else:
+            add(obj)
+    return collector.resolution
+
+
+def resolve_recipients(
+    *,
+    users: Iterable = (),
+    customers: Iterable = (),
+    distribution_lists: Iterable = (),
+    system_addresses: Iterable = (),
+    addresses: Iterable[str] = (),
+) -> Resolution:
+    """Resolve a selection given by kind (instances or ids; typed addresses as text), in
+    this order: users, customers, distribution lists, system addresses, typed addresses."""
+
+    def refs(kind, objects):
+        return [SelectionItem(kind=kind, pk=int(getattr(obj, "pk", obj))) for obj in objects]
+
+    items = [
+        *refs(TokenKind.USER, users),
+        *refs(TokenKind.CUSTOMER, customers),
+        *refs(TokenKind.LIST, distribution_lists),
+        *refs(TokenKind.SYSTEM, system_addresses),
+        *(
+            address if isinstance(address, SelectionItem) else _parse_typed(address)
+            for address in addresses
+        ),
+    ]
+    return resolve_selection(items)
+
+
+def _parse_typed(text: str) -> SelectionItem:
+    item = parse_token(text)
+    if item.kind != TokenKind.ADDRESS:
+        item = parse_address(text.strip(), token=text.strip())
+    return item
+
+
+# --- checks and labels --------------------------------------------------------------------
+
+
+def check_selection(selection: Iterable[SelectionItem | str], *, user) -> list[SelectionItem]:
+    """Parse and check a selection a user made: every reference must exist and be usable
+    by the user (active users, visible distribution lists). Returns the parsed items or
+    raises ValidationError listing every problem."""
+    items = parse_tokens(selection)
+    ids: dict[TokenKind, set[int]] = {kind: set() for kind in REFERENCE_KINDS}
+    for item in items:
+        if item.kind in ids:
+            ids[item.kind].add(item.pk)
+    found = {
+        TokenKind.USER: set(
+            get_user_model()
+            .objects.filter(pk__in=ids[TokenKind.USER], is_active=True)
+            .values_list("pk", flat=True)
+        ),
+        TokenKind.CUSTOMER: set(
+            Customer.objects.filter(pk__in=ids[TokenKind.CUSTOMER]).values_list("pk", flat=True)
+        ),
+        TokenKind.LIST: set(
+            visible_distribution_lists(user=user)
+            .filter(pk__in=ids[TokenKind.LIST])
+            .values_list("pk", flat=True)
+        ),
+        TokenKind.SYSTEM: set(
+            SystemAddress.objects.filter(pk__in=ids[TokenKind.SYSTEM]).values_list("pk", flat=True)
+        ),
+    }
+    errors = [
+        ValidationError(
+            _("The recipient %(token)s does not exist or is not available to you."),
+            code="unavailable",
+            params={"token": item.token},
+        )
+        for item in items
+        if item.kind in found and item.pk not in found[item.kind]
+    ]
+    if errors:
+        raise ValidationError(errors)
+    return items
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An autocomplete entry: the token to submit and what to show."""
+
+    token: str
+    label: str
+    kind: TokenKind
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "token": self.token,
+            "label": self.label,
+            "kind": str(self.kind),
+            "kind_label": str(KIND_LABELS[self.kind]),
+            "detail": self.detail,
+        }
+
+
+KIND_LABELS = {
+    TokenKind.USER: gettext_lazy("User"),
+    TokenKind.CUSTOMER: gettext_lazy("Customer"),
+    TokenKind.LIST: gettext_lazy("Distribution list"),
+    TokenKind.SYSTEM: gettext_lazy("System address"),
+    TokenKind.ADDRESS: gettext_lazy("Typed address"),
+}
+MAX_SEARCH_WORDS = 5
+
+
+def _words_filter(words: list[str], fields: Sequence[str], extra=None) -> Q:
+    """Every word must match one of the fields (so "max muster" finds Max Muster)."""
+    condition = Q()
+    for word in words:
+        any_field = Q()
+        for name in fields:
+            any_field |= Q(**{f"{name}__icontains": word})
+        if extra is not None:
+            any_field |= extra(word)
+        condition &= any_field
+    return condition
+
+
+def _user_choice(user) -> Choice:
+    return Choice(
+        token=f"user:{user.pk}",
+        label=user_display_name(user),
+        kind=TokenKind.USER,
+        detail=user.email,
+    )
+
+
+def _customer_choice(customer) -> Choice:
+    return Choice(
+        token=f"customer:{customer.pk}",
+        label=customer.label,
+        kind=TokenKind.CUSTOMER,
+        detail=", ".join(contact.email for contact in customer.contacts.all()),
+    )
+
+
+def _list_choice(distribution_list) -> Choice:
+    return Choice(
+        token=f"list:{distribution_list.pk}",
+        label=distribution_list.name,
+        kind=TokenKind.LIST,
+        detail=distribution_list.description,
+    )
+
+
+def _system_choice(system_address) -> Choice:
+    return Choice(
+        token=f"system:{system_address.pk}",
+        label=system_address.name,
+        kind=TokenKind.SYSTEM,
+        detail=system_address.email,
+    )
+
+
+def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
+    """Users, customers (number, name, contact addresses), distribution lists the user may
+    see and system addresses matching every word of the query, grouped in that order.
+
+    When several kinds match, the limit is shared among them so that no kind crowds out
+    the others. A query that is an e-mail address is also offered as a typed address.
+    """
+    words = (query or "").split()[:MAX_SEARCH_WORDS]
+    if not words or limit < 1:
+        return []
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .exclude(email="")
+        .filter(_words_filter(words, ("username", "first_name", "last_name", "email")))
+        .order_by("last_name", "first_name", "username")[:limit]
+    )
+    customers = (
+        Customer.objects.filter(
+            _words_filter(
+                words,
+                ("number", "name", "city"),
+                extra=lambda word: Q(
+                    Exists(
+                        CustomerContact.objects.filter(
+                            customer=OuterRef("pk"), email__icontains=word
+                        )
+                    )
+                ),
+            )
+        )
+        .prefetch_related("contacts")
+        .order_by("number")[:limit]
+    )
+    lists = visible_distribution_lists(user=user).filter(
+        _words_filter(words, ("name", "description"))
+    )[:limit]
+    systems = SystemAddress.objects.filter(_words_filter(words, ("name", "email", "description")))[
+        :limit
+    ]
+    groups = [
+        [_user_choice(obj) for obj in users],
+        [_customer_choice(obj) for obj in customers],
+        [_list_choice(obj) for obj in lists],
+        [_system_choice(obj) for obj in systems],
+    ]
+    typed = None
+    try:
+        item = parse_address(query.strip(), token=query.strip())
+    except ValidationError:
+        pass
+    else:
+        typed = Choice(token=item.token, label=item.email, kind=TokenKind.ADDRESS, detail=item.name)
+        limit -= 1
+    # Round robin: each kind in turn gets one more entry until the limit is reached.
+    taken = [0] * len(groups)
+    remaining = limit
+    while remaining > 0 and any(taken[i] < len(group) for i, group in enumerate(groups)):
+        for index, group in enumerate(groups):
+            if remaining and taken[index] < len(group):
+                taken[index] += 1
+                remaining -= 1
+    choices = [choice for index, group in enumerate(groups) for choice in group[: taken[index]]]
+    if typed is not None:
+        choices.append(typed)
+    return choices
+
+
+def describe_selection(selection: Iterable[SelectionItem | str]) -> list[Choice]:
+    """Labels for stored tokens (to show a saved selection again), in the same order.
+    A reference that no longer exists keeps its token as label, marked as missing."""
+    items = parse_tokens(selection)
+    loaded = _load(items, members=False)
+    describe = {
+        TokenKind.USER: (loaded.users, _user_choice),
+        TokenKind.CUSTOMER: (loaded.customers, _customer_choice),
+        TokenKind.LIST: (loaded.lists, _list_choice),
+        TokenKind.SYSTEM: (loaded.systems, _system_choice),
+    }
+    choices = []
+    for item in items:
+        if item.kind == TokenKind.ADDRESS:
+            choices.append(
+                Choice(token=item.token, label=item.email, kind=TokenKind.ADDRESS, detail=item.name)
+            )
+            continue
+        objects, make = describe[item.kind]
+        obj = objects.get(item.pk)
+        if obj is None:
+            choices.append(
+                Choice(
+                    token=item.token,
+                    label=_("%(token)s (no longer exists)") % {"token": item.token},
+                    kind=item.kind,
+                )
+            )
+        else:
+            choices.append(make(obj))
+    return choices

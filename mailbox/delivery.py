@@ -1,0 +1,994 @@
+"""The delivery engine: claim due mail of one SMTP configuration and hand it to the server.
+
+The outbox row is the truth (DESIGN.md, "Data flow" and 5.6.2). A run of ``deliver_due``:
+
+1. takes one of the configuration's connection slots (``max_connections`` across all
+   workers, see mailbox.ratelimit); without a free slot it stops at once, because the
+   workers holding the slots drain the outbox anyway;
+2. claims a batch of due rows (queued or deferred, ``next_attempt_at <= now``) in one
+   short transaction: status "sending", a lease and the worker's id. PostgreSQL claims
+   with ``SELECT … FOR UPDATE SKIP LOCKED``; SQLite, which has no SKIP LOCKED, takes its
+   database-wide write lock for the transaction (IMMEDIATE), so one claim runs at a time
+   and a conditional UPDATE re-checks every row;
+3. sends the batch over one reused connection (reopened after
+   ``max_messages_per_connection`` and after a dropped connection) and commits each
+   mail's outcome with its DeliveryAttempt right after the server's reply, so a killed
+   worker can send at most its one in-flight mail twice (with the same Message-ID);
+4. repeats until nothing is due or a limit stops it (rate limit, ``max_messages``, the
+   run's time budget), then frees the slot.
+
+``sweep`` runs every minute on Celery beat: it takes back rows whose "sending" lease
+expired (their worker died), queues scheduled mail whose time has come, and nudges one
+delivery task per configuration with due mail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import random
+import secrets
+import smtplib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from email.utils import formataddr
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import sanitize_address
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from mailbox.models import (
+    AttachmentType,
+    AttemptOutcome,
+    DeliveryAttempt,
+    OutboxAttachment,
+    OutboxMessage,
+    Status,
+)
+from mailbox.ratelimit import rate_allowance, slot_acquire, slot_available, slot_release, slot_renew
+from mailbox.transitions import check_transition
+from smtpconfig.models import Mailer, SmtpConfiguration
+from smtpconfig.transport import SendmailError, describe_exception, get_email_backend, redact
+
+logger = logging.getLogger(__name__)
+
+DUE_STATUSES = (Status.QUEUED, Status.DEFERRED)
+# What the engine reads of a row to send it; the rest (list columns) stays in the database.
+SEND_FIELDS = (
+    "id",
+    "status",
+    "attempt_count",
+    "from_email",
+    "from_name",
+    "to",
+    "cc",
+    "bcc",
+    "reply_to",
+    "subject",
+    "body_text",
+    "body_html",
+    "headers",
+    "message_id",
+    "attachment_type",
+    "attachment_count",
+)
+# Not for security: spreading retries so deferred mail does not come back in one burst.
+_jitter = random.Random()  # noqa: S311
+
+
+class StopReason(enum.StrEnum):
+    DRAINED = "drained"
+    MAX_MESSAGES = "max_messages"
+    TIME_BUDGET = "time_budget"
+    RATE_LIMITED = "rate_limited"
+    NO_SLOT = "no_slot"
+    CONNECTION_FAILED = "connection_failed"
+    LEASE_LOST = "lease_lost"
+    NO_CONFIGURATION = "no_configuration"
+
+
+# Runs that stopped for one of these may continue at once in a new task.
+_CONTINUABLE = {StopReason.DRAINED, StopReason.MAX_MESSAGES, StopReason.TIME_BUDGET}
+
+
+@dataclass
+class DeliveryStats:
+    """What a run of deliver_due did, and why it stopped."""
+
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    # Claimed, but given back unsent (the run was interrupted).
+    released: int = 0
+    connections: int = 0
+    batches: int = 0
+    stop_reason: str = ""
+    # When a rate limit stopped the run: the moment the next mail may go.
+    rate_limited_until: datetime | None = None
+    # Due mail was left when the run ended.
+    more_due: bool = False
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.deferred + self.failed
+
+    @property
+    def should_continue(self) -> bool:
+        """Whether a new run should follow at once. Only after progress: a run that sent
+        nothing (no slot, nothing claimable) must not keep nudging itself."""
+        return self.more_due and self.attempted > 0 and self.stop_reason in _CONTINUABLE
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        if self.rate_limited_until is not None:
+            values["rate_limited_until"] = self.rate_limited_until.isoformat()
+        return values
+
+
+@dataclass
+class SweepStats:
+    # "sending" rows of dead workers put back to queued.
+    recovered: int = 0
+    # Scheduled rows whose time came, now queued.
+    scheduled: int = 0
+    # Configurations a delivery task was dispatched for.
+    dispatched: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# Building the message ---------------------------------------------------------------------
+
+
+class UnbuildableMessage(Exception):
+    """The row cannot be turned into a mail (e.g. its attachment file is gone)."""
+
+
+def build_email(
+    message: OutboxMessage, *, attachments: Iterable[OutboxAttachment] = ()
+) -> EmailMultiAlternatives:
+    """The MIME message for an outbox row. Its Message-ID is the row's, so every attempt
+    (a retry, a resend, a duplicate after a crash) carries the same one.
+
+    ``attachments`` are attached as files unless the mail sends links (attachment type
+    "link"): then the signed URLs are already in the body."""
+    sender = (
+        formataddr((message.from_name, message.from_email))
+        if message.from_name
+        else message.from_email
+    )
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.body_text,
+        from_email=sender,
+        to=list(message.to),
+        cc=list(message.cc),
+        bcc=list(message.bcc),
+        reply_to=list(message.reply_to),
+        headers={**message.headers, "Message-ID": message.message_id},
+    )
+    if message.body_html:
+        email.attach_alternative(message.body_html, "text/html")
+    if message.attachment_type == AttachmentType.FILE:
+        for attachment in attachments:
+            try:
+                with attachment.file.storage.open(attachment.file.name, "rb") as handle:
+                    content = handle.read()
+            except OSError as exc:
+                raise UnbuildableMessage(
+                    _("The attachment %(name)s cannot be read: %(reason)s")
+                    % {"name": attachment.filename, "reason": exc.strerror or exc}
+                ) from exc
+            email.attach(attachment.filename, content, attachment.content_type)
+    return email
+
+
+def _attachments_for(rows: Sequence[OutboxMessage]) -> dict[int, list[OutboxAttachment]]:
+    """All file attachments of a batch in one query (none at all for mails without)."""
+    ids = [
+        row.pk
+        for row in rows
+        if row.attachment_count and row.attachment_type == AttachmentType.FILE
+    ]
+    found: dict[int, list[OutboxAttachment]] = defaultdict(list)
+    if ids:
+        for attachment in OutboxAttachment.objects.filter(message_id__in=ids).order_by("id"):
+            found[attachment.message_id].append(attachment)
+    return found
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    email: EmailMultiAlternatives
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+def _envelope(email: EmailMultiAlternatives) -> _Envelope:
+    # What Django's SMTP backend does in _send(), kept here because the engine needs
+    # sendmail()'s answer (the recipients a server refused), which the backend drops.
+    encoding = email.encoding or settings.DEFAULT_CHARSET
+    mime = email.message()
+    for part in mime.walk():
+        if part.is_multipart():
+            # A random boundary of our own spares the generator searching the body for a
+            # collision with one it made up (a regular expression per mail).
+            part.set_boundary(f"=_calmail_{secrets.token_hex(16)}")
+    return _Envelope(
+        email=email,
+        sender=_bare_address(email.from_email, encoding),
+        recipients=[_bare_address(address, encoding) for address in email.recipients()],
+        data=mime.as_bytes(linesep="\r\n"),
+    )
+
+
+def _bare_address(address: str, encoding: str) -> str:
+    # Stored addresses were validated by enqueue(); an ASCII one without a display name is
+    # already what SMTP wants, and Django's parser would only cost time on every mail.
+    if address.isascii() and "<" not in address:
+        return address
+    return sanitize_address(address, encoding)
+
+
+# The connection ---------------------------------------------------------------------------
+
+
+class _Connection:
+    """The run's connection to the mail system: opened when first needed, reused for the
+    following mails and batches, reopened after max_messages_per_connection."""
+
+    def __init__(self, configuration: SmtpConfiguration, stats: DeliveryStats):
+        self.configuration = configuration
+        self.stats = stats
+        self.is_smtp = configuration.mailer == Mailer.SMTP
+        self.backend = None
+        self.used = 0
+
+    def ensure_open(self) -> None:
+        if (
+            self.backend is not None
+            and self.is_smtp
+            and self.used >= self.configuration.max_messages_per_connection
+        ):
+            self.close()
+        if self.backend is None:
+            backend = get_email_backend(self.configuration)
+            try:
+                backend.open()
+            except BaseException:
+                _hang_up(backend)
+                raise
+            self.backend = backend
+            self.used = 0
+            if self.is_smtp:
+                self.stats.connections += 1
+
+    def send(self, envelope: _Envelope) -> tuple[dict, tuple[int, str] | None]:
+        """Send one mail; (recipients the server refused, the server's reply to the content)."""
+        self.used += 1
+        if not self.is_smtp:
+            self.backend.send_messages([envelope.email])
+            return {}, None
+        client = self.backend.connection
+        refused = client.sendmail(envelope.sender, envelope.recipients, envelope.data)
+        return refused, client.last_data_reply
+
+    @property
+    def broken(self) -> bool:
+        """smtplib closes the socket after a timeout, a network error or a 421."""
+        if not self.is_smtp or self.backend is None:
+            return False
+        client = self.backend.connection
+        return client is None or client.sock is None
+
+    def drop(self) -> None:
+        """Forget a connection that is dead or in an unknown state, without talking to it."""
+        if self.backend is not None:
+            _hang_up(self.backend)
+        self.backend = None
+
+    def close(self) -> None:
+        """Say goodbye properly (QUIT) to a connection that is still in order."""
+        if self.backend is None:
+            return
+        if self.broken:
+            self.drop()
+            return
+        backend, self.backend = self.backend, None
+        try:
+            backend.close()
+        except Exception:
+            # The mails are committed already; a failed goodbye changes nothing.
+            _hang_up(backend)
+
+
+def _hang_up(backend) -> None:
+    for client in (
+        getattr(backend, "connection", None),
+        getattr(backend, "_partial_connection", None),
+    ):
+        if client is not None:
+            client.close()
+    if hasattr(backend, "connection"):
+        backend.connection = None
+        backend._partial_connection = None
+
+
+# Classifying what happened ----------------------------------------------------------------
+
+
+class _Kind(enum.Enum):
+    SENT = "sent"
+    # The server (or sendmail) answered with a temporary failure: retry this mail later.
+    TEMPORARY = "temporary"
+    # A permanent refusal: retrying cannot help.
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class _Result:
+    kind: _Kind
+    error: str = ""
+    reply_code: int | None = None
+    reply_text: str = ""
+
+
+def _decode(text) -> str:
+    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def _refused_list(refused: dict) -> str:
+    return "; ".join(
+        f"{address}: {code} {' '.join(_decode(text).split())}"
+        for address, (code, text) in refused.items()
+    )
+
+
+def _reply_of(exc: BaseException) -> tuple[int | None, str]:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, text = next(iter(exc.recipients.values()))
+        return code, _decode(text)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code, _decode(exc.smtp_error)
+    if isinstance(exc, SendmailError):
+        return None, exc.stderr_line
+    return None, ""
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """The connection, not this mail, is the problem: a timeout, a network error, a hung or
+    missing sendmail binary. (smtplib's exceptions are OSErrors too, but say something
+    about the mail or the session.)"""
+    if isinstance(exc, smtplib.SMTPException | SendmailError):
+        return False
+    return isinstance(exc, OSError)
+
+
+def _classify(exc: Exception, configuration: SmtpConfiguration) -> _Result:
+    """A failed send of one mail whose connection still worked (or that sendmail refused)."""
+    code, text = _reply_of(exc)
+    text = redact(text, configuration)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [reply[0] for reply in exc.recipients.values()]
+        permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+        error = _("All recipients were refused: %(refused)s") % {
+            "refused": redact(_refused_list(exc.recipients), configuration)
+        }
+    elif isinstance(exc, SendmailError):
+        permanent = not exc.temporary
+        error = describe_exception(exc, configuration)
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        permanent = 500 <= exc.smtp_code < 600
+        error = describe_exception(exc, configuration)
+    else:
+        # Something we did not foresee: retry later rather than lose the mail for good.
+        permanent = False
+        error = describe_exception(exc, configuration)
+    return _Result(
+        kind=_Kind.PERMANENT if permanent else _Kind.TEMPORARY,
+        error=error,
+        reply_code=code,
+        reply_text=text,
+    )
+
+
+def _backoff(attempts: int) -> timedelta | None:
+    """The wait before the next try after ``attempts`` tries, or None when they are used up."""
+    steps = settings.CALMAIL_RETRY_BACKOFF
+    if attempts > len(steps):
+        return None
+    return timedelta(seconds=steps[attempts - 1] * _jitter.uniform(0.9, 1.1))
+
+
+# Writing outcomes -------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    configuration: SmtpConfiguration
+    worker_id: str
+    stats: DeliveryStats
+    lease_seconds: int
+    slot_id: int | None = None
+    # Claimed rows not yet answered, by pk (with the status they had before the claim).
+    pending: dict[int, OutboxMessage] = field(default_factory=dict)
+    renew_at: float = 0.0
+    lease_lost: bool = False
+
+    def lease_until(self) -> datetime:
+        return timezone.now() + timedelta(seconds=self.lease_seconds)
+
+    def renew_if_due(self) -> None:
+        """Extend the leases of our rows and slot long before they run out: a slow server
+        must not make the sweeper hand our rows to another worker while we send them."""
+        if time.monotonic() < self.renew_at:
+            return
+        until = self.lease_until()
+        if self.pending:
+            OutboxMessage.objects.filter(
+                pk__in=list(self.pending), status=Status.SENDING, claimed_by=self.worker_id
+            ).update(lease_expires_at=until)
+        if self.slot_id is not None and not slot_renew(
+            slot_id=self.slot_id, holder=self.worker_id, lease_until=until
+        ):
+            # Our slot expired and another worker took it: finish this mail, then stop,
+            # so the configuration's connection limit holds again.
+            self.lease_lost = True
+        self.renew_at = time.monotonic() + self.lease_seconds / 3
+
+    def record(
+        self,
+        row: OutboxMessage,
+        result: _Result,
+        *,
+        started_at: datetime,
+        duration_ms: int,
+    ) -> None:
+        """Commit one mail's outcome and its DeliveryAttempt together (one transaction)."""
+        if connection.vendor == "postgresql":
+            # One statement, and so its own transaction, in one round trip.
+            self._write(row, result, started_at=started_at, duration_ms=duration_ms)
+        else:
+            with transaction.atomic():
+                self._write(row, result, started_at=started_at, duration_ms=duration_ms)
+
+    def _write(
+        self, row: OutboxMessage, result: _Result, *, started_at: datetime, duration_ms: int
+    ) -> None:
+        now = timezone.now()
+        attempts = row.attempt_count + 1
+        error = result.error
+        fields = {
+            "attempt_count": attempts,
+            "lease_expires_at": None,
+            "claimed_by": "",
+            "next_attempt_at": None,
+        }
+        if result.kind is _Kind.SENT:
+            status = Status.SENT
+            fields["sent_at"] = now
+        elif result.kind is _Kind.TEMPORARY and (wait := _backoff(attempts)) is not None:
+            status = Status.DEFERRED
+            fields["next_attempt_at"] = now + wait
+        else:
+            status = Status.FAILED
+            if result.kind is _Kind.TEMPORARY:
+                error = _("Gave up after %(count)s attempts: %(error)s") % {
+                    "count": attempts,
+                    "error": error,
+                }
+        check_transition(Status.SENDING, status)
+        updated = _store_outcome(
+            message_id=row.pk,
+            worker=self.worker_id,
+            status=status,
+            error=error,
+            fields=fields,
+            attempt=(
+                row.pk,
+                self.configuration.pk,
+                started_at,
+                duration_ms,
+                self.worker_id,
+                AttemptOutcome(status).value,
+                result.reply_code,
+                result.reply_text[:2000],
+            ),
+        )
+        self.pending.pop(row.pk, None)
+        if not updated:
+            # The sweeper took the row back (our lease had expired) and another worker may
+            # be sending it: stop, so we do not send the rest of our batch twice as well.
+            logger.warning(
+                "Mail #%s was taken back from worker %s before its outcome was written.",
+                row.pk,
+                self.worker_id,
+            )
+            self.lease_lost = True
+            return
+        if status == Status.SENT:
+            self.stats.sent += 1
+        elif status == Status.DEFERRED:
+            self.stats.deferred += 1
+        else:
+            self.stats.failed += 1
+
+    def defer_all(
+        self, rows: Sequence[OutboxMessage], exc: BaseException, *, started_at, duration_ms
+    ) -> None:
+        """The connection could not be opened (or died for good): every remaining mail of
+        the batch is deferred with that error, one attempt each, in one transaction.
+
+        This includes configuration problems (an undecryptable password, a CA file that
+        cannot be read, a login the server refuses with 535, TLS not offered): such a
+        problem is fixed by an administrator, after which the mail should simply go
+        out, so it is deferred like a server that is down, and fails only once the
+        retries are used up. The server sees one connection attempt per batch, not one
+        per mail, and the run stops (no immediate new run: the sweeper comes back in a
+        minute and the deferred mails follow their backoff)."""
+        code, text = _reply_of(exc)
+        result = _Result(
+            kind=_Kind.TEMPORARY,
+            error=describe_exception(exc, self.configuration),
+            reply_code=code,
+            reply_text=redact(text, self.configuration),
+        )
+        with transaction.atomic():
+            for position, row in enumerate(rows):
+                self._write(
+                    row,
+                    result,
+                    started_at=started_at,
+                    duration_ms=duration_ms if position == 0 else 0,
+                )
+
+    def release_pending(self) -> None:
+        """Give claimed, unsent rows back as they were (no attempt counted)."""
+        if not self.pending:
+            return
+        by_status: dict[str, list[int]] = defaultdict(list)
+        for pk, row in self.pending.items():
+            by_status[row.status].append(pk)
+        released = 0
+        for status, ids in by_status.items():
+            check_transition(Status.SENDING, status)
+            released += OutboxMessage.objects.filter(
+                pk__in=ids, status=Status.SENDING, claimed_by=self.worker_id
+            ).update(status=status, lease_expires_at=None, claimed_by="")
+        self.stats.released += released
+        self.pending.clear()
+
+
+def _sql() -> dict[str, str]:
+    """The per-mail statements, written out: the ORM's query building would cost more than
+    the database round trip itself, once per mail. Names come from the models' _meta."""
+    quote = connection.ops.quote_name
+    message = OutboxMessage._meta
+    attempt = DeliveryAttempt._meta
+    columns = ", ".join(
+        quote(attempt.get_field(name).column)
+        for name in (
+            "message",
+            "smtp_configuration",
+            "started_at",
+            "duration_ms",
+            "worker",
+            "outcome",
+            "reply_code",
+            "reply_text",
+        )
+    )
+    assignments = ", ".join(
+        f"{quote(message.get_field(name).column)} = %s"
+        for name in (
+            "status",
+            "error_message",
+            "attempt_count",
+            "lease_expires_at",
+            "claimed_by",
+            "next_attempt_at",
+            "sent_at",
+        )
+    )
+    # Identifiers from the models only; every value is a query parameter.
+    update = " ".join(
+        [
+            f"UPDATE {quote(message.db_table)} SET {assignments}",  # noqa: S608
+            f"WHERE {quote(message.pk.column)} = %s",
+            f"AND {quote('status')} = %s AND {quote('claimed_by')} = %s",
+        ]
+    )
+    insert = " ".join(
+        [
+            f"INSERT INTO {quote(attempt.db_table)} ({columns})",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        ]
+    )
+    # PostgreSQL: both in one statement; the count says whether the row was still ours.
+    both = " ".join(
+        [
+            f"WITH changed AS ({update} RETURNING 1)",
+            insert,
+            "RETURNING (SELECT count(*) FROM changed)",
+        ]
+    )
+    return {"update": update, "insert": insert, "both": both}
+
+
+_statements: dict[str, dict[str, str]] = {}
+
+
+def _store_outcome(
+    *, message_id: int, worker: str, status: str, error: str, fields: dict, attempt: tuple
+) -> bool:
+    """Write a mail's new status and its attempt; False if the row was no longer ours."""
+    statements = _statements.get(connection.vendor)
+    if statements is None:
+        statements = _statements[connection.vendor] = _sql()
+    adapt = connection.ops.adapt_datetimefield_value
+    update_params = [
+        status,
+        error,
+        fields["attempt_count"],
+        None,
+        "",
+        adapt(fields["next_attempt_at"]),
+        adapt(fields.get("sent_at")),
+        message_id,
+        Status.SENDING.value,
+        worker,
+    ]
+    attempt_params = list(attempt)
+    attempt_params[2] = adapt(attempt_params[2])
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(statements["both"], [*update_params, *attempt_params])
+            return cursor.fetchone()[0] == 1
+        cursor.execute(statements["update"], update_params)
+        updated = cursor.rowcount
+        cursor.execute(statements["insert"], attempt_params)
+        return updated == 1
+
+
+@contextlib.contextmanager
+def _relaxed_commit():
+    """PostgreSQL: during a run, commits return without waiting for the WAL flush.
+
+    On a disk where a flush takes milliseconds, waiting for it once per mail would
+    cap delivery at a few hundred mails a second. The commit is still atomic and
+    immediately visible; only if the database server itself crashes can the last
+    fraction of a second of outcomes be lost — those mails then come back as
+    "sending", are taken back by the sweeper and sent again (with the same
+    Message-ID): duplicates, never a lost mail. Enqueueing stays fully durable.
+    settings.CALMAIL_DELIVERY_ASYNC_COMMIT = False waits for every flush.
+    """
+    if connection.vendor != "postgresql" or not settings.CALMAIL_DELIVERY_ASYNC_COMMIT:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        if connection.connection is not None and not connection.needs_rollback:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+
+
+# Claiming ---------------------------------------------------------------------------------
+
+
+def _due(configuration_id: int, now: datetime):
+    return OutboxMessage.objects.filter(
+        smtp_configuration_id=configuration_id,
+        status__in=DUE_STATUSES,
+        next_attempt_at__lte=now,
+    )
+
+
+def _claim(run: _Run, *, limit: int, now: datetime) -> tuple[list[OutboxMessage], datetime | None]:
+    """Claim up to ``limit`` due rows for this worker; (rows, when a rate limit frees up).
+
+    Rows keep their pre-claim status in memory (row.status), for giving them back."""
+    configuration = run.configuration
+    lease_until = now + timedelta(seconds=run.lease_seconds)
+    check_transition(Status.QUEUED, Status.SENDING)
+    check_transition(Status.DEFERRED, Status.SENDING)
+    with transaction.atomic():
+        if configuration.rate_limit_per_minute or configuration.rate_limit_per_hour:
+            # Serialise claims of this configuration, so two workers cannot both spend
+            # the same remaining allowance (PostgreSQL; SQLite's write lock does it anyway).
+            list(
+                SmtpConfiguration.objects.select_for_update(no_key=True)
+                .filter(pk=configuration.pk)
+                .values_list("pk", flat=True)
+            )
+            allowance = rate_allowance(configuration=configuration, now=now)
+            if allowance.count == 0:
+                return [], allowance.free_at
+            if allowance.count is not None:
+                limit = min(limit, allowance.count)
+        due = _due(configuration.pk, now).order_by("next_attempt_at", "id").only(*SEND_FIELDS)
+        claim = {
+            "status": Status.SENDING,
+            "lease_expires_at": lease_until,
+            "claimed_by": run.worker_id,
+        }
+        if connection.features.has_select_for_update_skip_locked:
+            # Rows another worker is claiming right now are skipped, not waited for.
+            rows = list(due.select_for_update(skip_locked=True)[:limit])
+            if rows:
+                OutboxMessage.objects.filter(pk__in=[row.pk for row in rows]).update(**claim)
+        else:
+            # SQLite: the IMMEDIATE transaction holds the database's write lock from its
+            # start, so no other claim runs in between; the conditional UPDATE and the
+            # re-read keep this correct should that ever not hold.
+            rows = list(due[:limit])
+            ids = [row.pk for row in rows]
+            if ids:
+                updated = _due(configuration.pk, now).filter(pk__in=ids).update(**claim)
+                if updated != len(ids):
+                    ours = set(
+                        OutboxMessage.objects.filter(
+                            pk__in=ids,
+                            status=Status.SENDING,
+                            claimed_by=run.worker_id,
+                            lease_expires_at=lease_until,
+                        ).values_list("pk", flat=True)
+                    )
+                    rows = [row for row in rows if row.pk in ours]
+    for row in rows:
+        run.pending[row.pk] = row
+    run.renew_at = time.monotonic() + run.lease_seconds / 3
+    return rows, None
+
+
+# Sending a batch --------------------------------------------------------------------------
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(0, round((time.monotonic() - started) * 1000))
+
+
+def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool:
+    """Send claimed rows one by one; False when the connection failed and the run must stop."""
+    configuration = run.configuration
+    attachments = _attachments_for(rows)
+    for position, row in enumerate(rows):
+        if run.lease_lost:
+            return False
+        run.renew_if_due()
+        started_at = timezone.now()
+        started = time.monotonic()
+        try:
+            envelope = _envelope(build_email(row, attachments=attachments.get(row.pk, ())))
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            # A mail that cannot be built now will not build next time either.
+            if isinstance(exc, UnbuildableMessage):
+                error = str(exc)
+            else:
+                logger.exception("Mail #%s cannot be built.", row.pk)
+                error = _("The mail cannot be built: %(error)s") % {
+                    "error": f"{type(exc).__name__}: {exc}"
+                }
+            run.record(
+                row,
+                _Result(kind=_Kind.PERMANENT, error=error),
+                started_at=started_at,
+                duration_ms=_elapsed_ms(started),
+            )
+            continue
+        for try_number in (1, 2):
+            try:
+                conn.ensure_open()
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:
+                run.defer_all(
+                    rows[position:], exc, started_at=started_at, duration_ms=_elapsed_ms(started)
+                )
+                return False
+            try:
+                refused, reply = conn.send(envelope)
+            except SoftTimeLimitExceeded:
+                raise
+            except smtplib.SMTPServerDisconnected as exc:
+                # The server hung up (an idle timeout, a restart): once more on a new
+                # connection, then it counts as a connection failure.
+                conn.drop()
+                if try_number == 1:
+                    continue
+                run.defer_all(
+                    rows[position:], exc, started_at=started_at, duration_ms=_elapsed_ms(started)
+                )
+                return False
+            except Exception as exc:
+                if _is_connection_failure(exc):
+                    conn.drop()
+                    run.defer_all(
+                        rows[position:],
+                        exc,
+                        started_at=started_at,
+                        duration_ms=_elapsed_ms(started),
+                    )
+                    return False
+                if conn.broken:
+                    # e.g. a 421: smtplib closed the connection; the next mail reconnects.
+                    conn.drop()
+                result = _classify(exc, configuration)
+            else:
+                code, text = reply or (None, "")
+                error = ""
+                if refused:
+                    error = _("Sent, but not to these recipients: %(refused)s") % {
+                        "refused": redact(_refused_list(refused), configuration)
+                    }
+                result = _Result(kind=_Kind.SENT, error=error, reply_code=code, reply_text=text)
+            run.record(row, result, started_at=started_at, duration_ms=_elapsed_ms(started))
+            break
+    return True
+
+
+# The engine -------------------------------------------------------------------------------
+
+
+def deliver_due(
+    *,
+    configuration_id: int,
+    worker_id: str,
+    max_messages: int | None = None,
+    on_backlog: Callable[[], None] | None = None,
+) -> DeliveryStats:
+    """Claim and send the due mail of one SMTP configuration until none is due or a limit
+    stops the run (rate limit, ``max_messages``, settings.CALMAIL_DELIVERY_RUN_SECONDS).
+
+    ``worker_id`` names this worker in the rows it claims and in the attempts it writes.
+    ``on_backlog`` is called at most once, when a full batch was claimed and another
+    connection slot is free: the caller may start a parallel run (the task dispatches one).
+    Never call this inside a transaction: each mail's outcome must commit on its own.
+    """
+    stats = DeliveryStats()
+    configuration = SmtpConfiguration.objects.filter(pk=configuration_id).first()
+    if configuration is None:
+        stats.stop_reason = StopReason.NO_CONFIGURATION
+        return stats
+    if not _due(configuration.pk, timezone.now()).exists():
+        # Most nudges find nothing to do (one per enqueued mail): one cheap query.
+        stats.stop_reason = StopReason.DRAINED
+        return stats
+    lease_seconds = settings.CALMAIL_SENDING_LEASE_SECONDS
+    batch_size = max(1, settings.CALMAIL_DELIVERY_BATCH_SIZE)
+    deadline = time.monotonic() + settings.CALMAIL_DELIVERY_RUN_SECONDS
+    run = _Run(
+        configuration=configuration, worker_id=worker_id, stats=stats, lease_seconds=lease_seconds
+    )
+    now = timezone.now()
+    run.slot_id = slot_acquire(
+        configuration=configuration,
+        holder=worker_id,
+        now=now,
+        lease_until=now + timedelta(seconds=lease_seconds),
+    )
+    if run.slot_id is None:
+        stats.stop_reason = StopReason.NO_SLOT
+        return stats
+    conn = _Connection(configuration, stats)
+    try:
+        with _relaxed_commit():
+            _drain(
+                run,
+                conn,
+                batch_size=batch_size,
+                max_messages=max_messages,
+                deadline=deadline,
+                on_backlog=on_backlog,
+            )
+    finally:
+        try:
+            conn.close()
+            run.release_pending()
+        finally:
+            slot_release(slot_id=run.slot_id, holder=worker_id)
+    if stats.stop_reason in _CONTINUABLE:
+        # Checked after freeing the slot: a nudge that found every slot taken just before
+        # is then not lost (its mail is seen here, and the caller runs again).
+        stats.more_due = _due(configuration.pk, timezone.now()).exists()
+    return stats
+
+
+def _drain(
+    run: _Run,
+    conn: _Connection,
+    *,
+    batch_size: int,
+    max_messages: int | None,
+    deadline: float,
+    on_backlog: Callable[[], None] | None,
+) -> None:
+    """Claim and send batch after batch; sets run.stats.stop_reason."""
+    stats = run.stats
+    configuration = run.configuration
+    backlog_reported = on_backlog is None
+    while True:
+        if max_messages is not None and stats.attempted >= max_messages:
+            stats.stop_reason = StopReason.MAX_MESSAGES
+            return
+        if stats.batches and time.monotonic() >= deadline:
+            stats.stop_reason = StopReason.TIME_BUDGET
+            return
+        if run.lease_lost:
+            stats.stop_reason = StopReason.LEASE_LOST
+            return
+        limit = batch_size
+        if max_messages is not None:
+            limit = min(limit, max_messages - stats.attempted)
+        now = timezone.now()
+        rows, free_at = _claim(run, limit=limit, now=now)
+        if free_at is not None:
+            stats.stop_reason = StopReason.RATE_LIMITED
+            stats.rate_limited_until = free_at
+            return
+        if not rows:
+            stats.stop_reason = StopReason.DRAINED
+            return
+        stats.claimed += len(rows)
+        stats.batches += 1
+        if (
+            not backlog_reported
+            and len(rows) == batch_size
+            and configuration.max_connections > 1
+            and slot_available(configuration=configuration, now=now)
+        ):
+            backlog_reported = True
+            on_backlog()
+        if not _send_batch(run, rows, conn):
+            stats.stop_reason = (
+                StopReason.LEASE_LOST if run.lease_lost else StopReason.CONNECTION_FAILED
+            )
+            return
+
+
+def sweep(*, now: datetime | None = None) -> SweepStats:
+    """Take back rows of dead workers, queue scheduled mail whose time came, and dispatch
+    one delivery task per configuration with due mail. Cheap: every query runs on an
+    index ((status, next_attempt_at), the partial lease index, one EXISTS per configuration).
+    """
+    from mailbox.services import dispatch_delivery
+
+    now = now or timezone.now()
+    stats = SweepStats()
+    check_transition(Status.SENDING, Status.QUEUED)
+    # At-least-once: such a row was in flight on a worker that died (or hung past its
+    # lease); it may have reached the server, and is sent again with the same Message-ID.
+    stats.recovered = OutboxMessage.objects.filter(
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True), status=Status.SENDING
+    ).update(status=Status.QUEUED, lease_expires_at=None, claimed_by="")
+    check_transition(Status.SCHEDULED, Status.QUEUED)
+    stats.scheduled = OutboxMessage.objects.filter(
+        status=Status.SCHEDULED, next_attempt_at__lte=now
+    ).update(status=Status.QUEUED)
+    for configuration_id in SmtpConfiguration.objects.order_by("pk").values_list("pk", flat=True):
+        if _due(configuration_id, now).exists():
+            stats.dispatched.append(configuration_id)
+            transaction.on_commit(
+                lambda configuration_id=configuration_id: dispatch_delivery(
+                    configuration_id=configuration_id
+                )
+            )
+    if stats.recovered:
+        logger.warning("Took back %s mails from workers whose lease expired.", stats.recovered)
+    return stats

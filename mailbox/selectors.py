@@ -1,0 +1,54 @@
+"""Reads of the outbox: which mails a user may see."""
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from calmail.common.roles import is_administrator, team_groups
+from mailbox.models import AttachmentType, DeliveryAttempt, OutboxAttachment, OutboxMessage
+
+VIEW_PERMISSION = "mailbox.view_outboxmessage"
+
+
+def outbox_message_list(*, user) -> QuerySet[OutboxMessage]:
+    """Mails the user may see: administrators all; others with the view permission the mails
+    of their team groups and the ones they created; everybody else none."""
+    if not user.is_authenticated or not user.has_perm(VIEW_PERMISSION):
+        return OutboxMessage.objects.none()
+    messages = OutboxMessage.objects.all()
+    if is_administrator(user):
+        return messages
+    return messages.filter(Q(owner_group__in=team_groups(user)) | Q(created_by=user))
+
+
+def outbox_message_detail(*, user) -> QuerySet[OutboxMessage]:
+    """The visible mails with everything the detail page shows, fetched in a fixed number of
+    queries however many attachments and attempts a mail has."""
+    return (
+        outbox_message_list(user=user)
+        .select_related("smtp_configuration", "owner_group", "created_by")
+        .prefetch_related(
+            Prefetch("attachments", queryset=OutboxAttachment.objects.order_by("id")),
+            Prefetch(
+                "attempts",
+                queryset=DeliveryAttempt.objects.select_related("smtp_configuration").order_by(
+                    "started_at", "id"
+                ),
+            ),
+        )
+    )
+
+
+def outbox_attachment_visible(*, user, message_id: int, uuid) -> QuerySet[OutboxAttachment]:
+    """An attachment of a mail the user may see (empty if the mail is not visible)."""
+    return OutboxAttachment.objects.filter(
+        message__in=outbox_message_list(user=user).filter(pk=message_id).values("pk"),
+        uuid=uuid,
+    )
+
+
+def outbox_link_attachment(*, uuid) -> OutboxAttachment | None:
+    """The attachment behind a download link: only mails sent with links offer their files."""
+    return (
+        OutboxAttachment.objects.filter(uuid=uuid, message__attachment_type=AttachmentType.LINK)
+        .only("pk", "file", "filename", "content_type", "size")
+        .first()
+    )

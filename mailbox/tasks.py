@@ -1,0 +1,77 @@
+"""Celery tasks of the outbox: thin nudges; the rows in the database are the truth.
+
+A lost task only delays mail: the sweeper (Celery beat, every minute) finds due rows and
+dispatches again. Tasks take ids, never model instances.
+"""
+
+import logging
+import math
+import os
+import socket
+
+from celery import shared_task
+from django.utils import timezone
+
+from mailbox import delivery
+from mailbox.services import dispatch_delivery
+
+logger = logging.getLogger(__name__)
+
+# A rate-limited configuration is nudged again when its window frees, but never later
+# than this: the sweeper comes every minute anyway, and a short countdown stays far below
+# the broker's visibility timeout.
+MAX_RATE_LIMIT_COUNTDOWN = 60
+
+
+def _worker_id(task) -> str:
+    hostname = getattr(task.request, "hostname", None) or socket.gethostname()
+    return f"{hostname}:{os.getpid()}"
+
+
+@shared_task(name="mailbox.deliver_configuration", bind=True, ignore_result=True)
+def deliver_configuration(self, configuration_id: int) -> dict:
+    """Deliver the due mail of one SMTP configuration (see mailbox.delivery.deliver_due).
+
+    Hands over to a new task when due mail is left after this run's time budget, and
+    starts one parallel run when a backlog meets a free connection slot, so a large
+    outbox drains over several workers. Each follow-up needs progress (or a free slot),
+    so the chain is bounded by the mail there is to send.
+    """
+    stats = delivery.deliver_due(
+        configuration_id=configuration_id,
+        worker_id=_worker_id(self),
+        on_backlog=lambda: dispatch_delivery(configuration_id=configuration_id),
+    )
+    if stats.should_continue:
+        dispatch_delivery(configuration_id=configuration_id)
+    elif stats.rate_limited_until is not None and not self.request.is_eager:
+        # (Run eagerly, without a broker, a countdown cannot wait: the sweeper takes over.)
+        wait = (stats.rate_limited_until - timezone.now()).total_seconds()
+        _nudge_later(
+            configuration_id, countdown=min(MAX_RATE_LIMIT_COUNTDOWN, max(1, math.ceil(wait)))
+        )
+    return stats.as_dict()
+
+
+def _nudge_later(configuration_id: int, *, countdown: int) -> None:
+    try:
+        deliver_configuration.apply_async(
+            args=[configuration_id],
+            countdown=countdown,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception as exc:
+        # The sweeper nudges within a minute anyway.
+        logger.warning(
+            "Could not schedule delivery for SMTP configuration #%s (%s).",
+            configuration_id,
+            exc.__class__.__name__,
+        )
+
+
+@shared_task(name="mailbox.sweep", ignore_result=True)
+def sweep() -> dict:
+    """Every minute (Celery beat): take back mail of dead workers, queue scheduled mail
+    whose time came, and dispatch delivery for every configuration with due mail."""
+    return delivery.sweep().as_dict()

@@ -1,0 +1,472 @@
+import logging
+import uuid
+
+import nh3
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core import signing
+from django.db import transaction
+from django.db.models import F
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.utils.decorators import method_decorator
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext_lazy
+from django.views import View
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.generic import DetailView
+from django_tables2.paginators import LazyPaginator
+
+from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
+from mailbox import services
+from mailbox.filters import OutboxFilter
+from mailbox.links import attachment_uuid_from_token
+from mailbox.models import OutboxAttachment, OutboxMessage, Status
+from mailbox.selectors import (
+    VIEW_PERMISSION,
+    outbox_attachment_visible,
+    outbox_link_attachment,
+    outbox_message_detail,
+    outbox_message_list,
+)
+from mailbox.tables import RESENDABLE, OutboxTable, message_actions, status_badge
+from mailbox.transitions import InvalidTransition, check_transition
+
+logger = logging.getLogger(__name__)
+
+LIST_TITLE = gettext_lazy("Outbox")
+
+# The list never needs the (possibly large) bodies.
+LIST_DEFERRED = ("body_text", "body_html", "headers")
+
+
+# --- actions: refusals shown on confirm pages, and the work ------------------------------
+
+
+def _transition_refusal(message, target) -> str | None:
+    try:
+        check_transition(message.status, target)
+    except InvalidTransition as exc:
+        return " ".join(exc.messages)
+    return None
+
+
+def resend_refusal(message) -> str | None:
+    # The status machine also allows scheduled → queued and sending → queued (lease
+    # recovery); neither is a resend, and resending a mail in flight would send it twice.
+    if message.status not in RESENDABLE:
+        return _(
+            "Only sent, failed or cancelled mails can be sent again; this one is %(status)s."
+        ) % {"status": message.get_status_display()}
+    return _transition_refusal(message, Status.QUEUED)
+
+
+def cancel_refusal(message) -> str | None:
+    return _transition_refusal(message, Status.CANCELLED)
+
+
+def delete_refusal(message) -> str | None:
+    if message.status == Status.SENDING:
+        return _("The mail is being sent right now; try again in a moment.")
+    return None
+
+
+def _bulk_runner(service, refusal, verb: str):
+    def run(objects, user):
+        done, refused = 0, []
+        # One transaction for the batch; each row is still decided on its own, and one
+        # that changed meanwhile is refused by the conditional update, not overwritten.
+        with transaction.atomic():
+            for message in objects:
+                reason = refusal(message)
+                if reason is None:
+                    try:
+                        service(message=message)
+                    except InvalidTransition as exc:
+                        reason = " ".join(exc.messages)
+                if reason:
+                    refused.append((message, reason))
+                else:
+                    done += 1
+        logger.info(
+            "%s: %s mail(s) by %s, %s left out", verb, done, user.get_username(), len(refused)
+        )
+        return BulkResult(done=done, refused=refused)
+
+    return run
+
+
+BULK_ACTIONS = {
+    "resend": BulkAction(
+        label=gettext_lazy("Resend"),
+        permission="mailbox.resend_outboxmessage",
+        run=_bulk_runner(services.message_resend, resend_refusal, "Resend"),
+        refusal=resend_refusal,
+        done_message=ngettext_lazy(
+            "%(count)d mail queued to be sent again.",
+            "%(count)d mails queued to be sent again.",
+            "count",
+        ),
+    ),
+    "cancel": BulkAction(
+        label=gettext_lazy("Cancel sending"),
+        permission="mailbox.cancel_outboxmessage",
+        run=_bulk_runner(services.message_cancel, cancel_refusal, "Cancel"),
+        refusal=cancel_refusal,
+        done_message=ngettext_lazy(
+            "%(count)d mail cancelled.", "%(count)d mails cancelled.", "count"
+        ),
+    ),
+    "delete": BulkAction(
+        label=gettext_lazy("Delete"),
+        permission="mailbox.delete_outboxmessage",
+        run=_bulk_runner(services.message_delete, delete_refusal, "Delete"),
+        refusal=delete_refusal,
+        danger=True,
+        done_message=ngettext_lazy("%(count)d mail deleted.", "%(count)d mails deleted.", "count"),
+    ),
+}
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+class OutboxListView(CalmailListView):
+    permission_required = VIEW_PERMISSION
+    model = OutboxMessage
+    table_class = OutboxTable
+    filterset_class = OutboxFilter
+    title = LIST_TITLE
+    export_name = "outbox"
+    bulk_url_name = "mailbox:bulk"
+    bulk_actions = BULK_ACTIONS
+    # A million rows: knowing whether a next page exists is enough, a COUNT(*) is not cheap.
+    paginator_class = LazyPaginator
+
+    def get_queryset(self):
+        return outbox_message_list(user=self.request.user).defer(*LIST_DEFERRED)
+
+
+class OutboxBulkView(PermissionRequiredMixin, BulkActionView):
+    permission_required = VIEW_PERMISSION
+    raise_exception = True
+    bulk_actions = BULK_ACTIONS
+    list_url_name = "mailbox:list"
+
+    def get_queryset(self):
+        return outbox_message_list(user=self.request.user).defer(*LIST_DEFERRED)
+
+
+# --- one mail -----------------------------------------------------------------------------
+
+
+class MessageMixin(PermissionRequiredMixin):
+    """Loads the mail from the URL, limited to what the user may see (else 404)."""
+
+    permission_required = VIEW_PERMISSION
+    raise_exception = True
+
+    def get_message(self, queryset=None) -> OutboxMessage:
+        if queryset is None:
+            queryset = outbox_message_list(user=self.request.user)
+        return get_object_or_404(queryset, pk=self.kwargs["pk"])
+
+    def base_context(self, **extra):
+        return {"list_url": reverse("mailbox:list"), "list_title": LIST_TITLE, **extra}
+
+
+class OutboxDetailView(MessageMixin, DetailView):
+    template_name = "mailbox/detail.html"
+    context_object_name = "message"
+
+    def get_object(self, queryset=None):
+        return self.get_message(outbox_message_detail(user=self.request.user))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        message = self.object
+        context.update(
+            self.base_context(
+                title=message.subject,
+                status_badge=status_badge(message),
+                actions=message_actions(message, self.request.user),
+                attachments=list(message.attachments.all()),
+                attempts=list(message.attempts.all()),
+                sender=(
+                    f"{message.from_name} <{message.from_email}>"
+                    if message.from_name
+                    else message.from_email
+                ),
+                extra_headers=sorted((message.headers or {}).items()),
+            )
+        )
+        return context
+
+
+# --- the HTML body, sanitised, for a sandboxed frame ---------------------------------------
+
+# What a mail body may keep: structure, text formatting, tables, links and inline images.
+BODY_ATTRIBUTES = {
+    **{tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"style", "title", "lang", "dir", "align", "valign", "width", "height", "bgcolor"},
+}
+BODY_STYLE_PROPERTIES = {
+    "color",
+    "background-color",
+    "font",
+    "font-family",
+    "font-size",
+    "font-style",
+    "font-weight",
+    "line-height",
+    "letter-spacing",
+    "text-align",
+    "text-decoration",
+    "text-transform",
+    "vertical-align",
+    "white-space",
+    "margin",
+    "margin-top",
+    "margin-right",
+    "margin-bottom",
+    "margin-left",
+    "padding",
+    "padding-top",
+    "padding-right",
+    "padding-bottom",
+    "padding-left",
+    "border",
+    "border-top",
+    "border-right",
+    "border-bottom",
+    "border-left",
+    "border-collapse",
+    "border-color",
+    "border-radius",
+    "border-spacing",
+    "border-style",
+    "border-width",
+    "width",
+    "max-width",
+    "min-width",
+    "height",
+    "display",
+}
+INLINE_IMAGE_PREFIXES = (
+    "data:image/png;",
+    "data:image/gif;",
+    "data:image/jpeg;",
+    "data:image/webp;",
+)
+
+# The frame's own policy: no script, no request to anywhere; inline styles of the mail only.
+BODY_FRAME_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "img-src data:",
+        "style-src 'unsafe-inline'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'self'",
+    ]
+)
+
+
+def _body_attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    # External images are tracking pixels and leak that the mail was opened: only images
+    # embedded in the mail itself are kept. data: links could carry whole documents.
+    if tag == "img" and attribute == "src":
+        return value if value.lower().startswith(INLINE_IMAGE_PREFIXES) else None
+    if attribute == "href" and value.strip().lower().startswith("data:"):
+        return None
+    return value
+
+
+def sanitise_body_html(html: str) -> str:
+    """The mail's HTML with everything active or remote removed (nh3)."""
+    return nh3.clean(
+        html,
+        attributes=BODY_ATTRIBUTES,
+        attribute_filter=_body_attribute_filter,
+        url_schemes={"http", "https", "mailto", "tel", "data"},
+        filter_style_properties=BODY_STYLE_PROPERTIES,
+        clean_content_tags={"script", "style", "title"},
+        # Links leave the frame in a new tab (the frame's sandbox allows only that).
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+        link_rel="noopener noreferrer",
+    )
+
+
+@method_decorator(xframe_options_sameorigin, name="dispatch")
+class OutboxBodyView(MessageMixin, View):
+    """Only the sanitised HTML body, for the detail page's <iframe sandbox>."""
+
+    def get(self, request, pk):
+        message = self.get_message(
+            outbox_message_list(user=request.user).only("pk", "subject", "body_html")
+        )
+        if not message.body_html:
+            raise Http404(_("This mail has no HTML part."))
+        content = render_to_string(
+            "mailbox/body_frame.html",
+            {"title": message.subject, "body": mark_safe(sanitise_body_html(message.body_html))},  # noqa: S308 (sanitised by nh3)
+        )
+        response = HttpResponse(content, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = BODY_FRAME_POLICY
+        response["X-Content-Type-Options"] = "nosniff"
+        patch_cache_control(response, private=True, no_store=True)
+        return response
+
+
+# --- attachments ---------------------------------------------------------------------------
+
+# Should a browser ever render a download instead of saving it, nothing in it may run.
+DOWNLOAD_POLICY = "default-src 'none'; sandbox"
+
+
+def _file_response(attachment: OutboxAttachment) -> FileResponse:
+    try:
+        handle = attachment.file.open("rb")
+    except (FileNotFoundError, ValueError) as exc:
+        logger.warning("Attachment %s: file missing from storage", attachment.pk)
+        raise Http404(_("The file is no longer stored.")) from exc
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=attachment.filename,
+        content_type=attachment.content_type or "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = DOWNLOAD_POLICY
+    patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+class OutboxAttachmentView(PermissionRequiredMixin, View):
+    """An attachment of a mail the user may see, for people signed in to calmail."""
+
+    permission_required = VIEW_PERMISSION
+    raise_exception = True
+
+    def get(self, request, pk, uuid):
+        attachment = get_object_or_404(
+            outbox_attachment_visible(user=request.user, message_id=pk, uuid=uuid)
+        )
+        return _file_response(attachment)
+
+
+@method_decorator(login_not_required, name="dispatch")
+class AttachmentLinkView(View):
+    """The signed, expiring link a recipient of a "link" mail downloads a file with."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request, token):
+        try:
+            value = attachment_uuid_from_token(token)
+        except signing.SignatureExpired:
+            return render(
+                request,
+                "mailbox/link_expired.html",
+                {"title": _("Link expired"), "link_days": settings.CALMAIL_LINK_TTL_DAYS},
+                status=410,
+            )
+        except signing.BadSignature as exc:
+            raise Http404 from exc
+        try:
+            attachment_uuid = uuid.UUID(value)
+        except ValueError as exc:
+            raise Http404 from exc
+        attachment = outbox_link_attachment(uuid=attachment_uuid)
+        if attachment is None:
+            raise Http404
+        response = _file_response(attachment)
+        if request.method == "GET":
+            _record_download(attachment)
+        return response
+
+
+def _record_download(attachment: OutboxAttachment) -> None:
+    # One UPDATE with F(): concurrent downloads each count, none overwrites another.
+    OutboxAttachment.objects.filter(pk=attachment.pk).update(
+        download_count=F("download_count") + 1, last_downloaded_at=timezone.now()
+    )
+
+
+# --- one action on one mail ------------------------------------------------------------------
+
+ACTION_QUESTIONS = {
+    "resend": gettext_lazy("Send the mail “%(subject)s” to %(recipient)s again?"),
+    "cancel": gettext_lazy("Cancel the mail “%(subject)s” to %(recipient)s? It will not be sent."),
+    "delete": gettext_lazy(
+        "Delete the mail “%(subject)s” to %(recipient)s with its attachments? "
+        "This cannot be undone."
+    ),
+}
+ACTION_DONE = {
+    "resend": gettext_lazy("The mail is queued to be sent again."),
+    "cancel": gettext_lazy("The mail was cancelled."),
+    "delete": gettext_lazy("The mail was deleted."),
+}
+ACTION_SERVICES = {
+    "resend": services.message_resend,
+    "cancel": services.message_cancel,
+    "delete": services.message_delete,
+}
+
+
+class OutboxActionView(MessageMixin, View):
+    """Confirm page (GET) and the action (POST) for resend, cancel and delete of one mail."""
+
+    action_name = ""
+
+    def get_permission_required(self):
+        return (BULK_ACTIONS[self.action_name].permission,)
+
+    def render_page(self, message, refusal=None):
+        action = BULK_ACTIONS[self.action_name]
+        return render(
+            self.request,
+            "common/confirm.html",
+            self.base_context(
+                title=_("%(action)s: %(subject)s")
+                % {"action": action.label, "subject": message.subject},
+                question=ACTION_QUESTIONS[self.action_name]
+                % {"subject": message.subject, "recipient": message.recipient},
+                refusal=refusal,
+                blocked=refusal is not None,
+                danger=action.danger,
+                confirm_label=action.label,
+                cancel_url=reverse("mailbox:detail", args=[message.pk]),
+            ),
+        )
+
+    def get(self, request, pk):
+        message = self.get_message(outbox_message_list(user=request.user).defer(*LIST_DEFERRED))
+        return self.render_page(message, BULK_ACTIONS[self.action_name].refusal(message))
+
+    def post(self, request, pk):
+        message = self.get_message(outbox_message_list(user=request.user).defer(*LIST_DEFERRED))
+        refusal = BULK_ACTIONS[self.action_name].refusal(message)
+        if refusal is None:
+            try:
+                with transaction.atomic():
+                    ACTION_SERVICES[self.action_name](message=message)
+            except InvalidTransition as exc:
+                refusal = " ".join(exc.messages)
+        if refusal is not None:
+            return self.render_page(message, refusal)
+        logger.info(
+            "%s of mail #%s by %s", self.action_name, message.pk, request.user.get_username()
+        )
+        messages.success(request, ACTION_DONE[self.action_name])
+        if self.action_name == "delete":
+            return redirect("mailbox:list")
+        return redirect("mailbox:detail", pk=message.pk)

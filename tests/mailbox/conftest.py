@@ -1,0 +1,59 @@
+"""Fixtures for the outbox and its delivery engine: a configuration pointing at the
+in-process SMTP server, due outbox rows, and a run of the engine."""
+
+import pytest
+from django.utils import timezone
+
+from mailbox.delivery import DeliveryStats, deliver_due
+from mailbox.models import OutboxMessage, Status
+from smtpconfig.models import Mailer, Security, SmtpConfiguration
+from tests.factories import OutboxMessageFactory
+
+WORKER = "test-host:4242"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Attachment files of a test go to its own folder, never into var/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def configuration_for(server, **overrides) -> SmtpConfiguration:
+    """A saved configuration that delivers to a test server (plain SMTP unless the server
+    speaks TLS)."""
+    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "ssl": Security.SSL}
+    values = {
+        "name": f"Test server {server.port}",
+        "mailer": Mailer.SMTP,
+        "host": server.host,
+        "port": server.port,
+        "security": security[getattr(server, "tls", "none")],
+        "timeout": 5,
+        "from_email": "calmail@example.com",
+        "max_connections": 2,
+        "max_messages_per_connection": 100,
+    }
+    values.update(overrides)
+    return SmtpConfiguration.objects.create(**values)
+
+
+@pytest.fixture
+def configuration(db, smtp_server) -> SmtpConfiguration:
+    return configuration_for(smtp_server)
+
+
+def due_mail(configuration: SmtpConfiguration, **overrides) -> OutboxMessage:
+    """A queued mail that is due now, stored without enqueue() (no dispatch)."""
+    values = {
+        "smtp_configuration": configuration,
+        "status": Status.QUEUED,
+        "next_attempt_at": timezone.now(),
+    }
+    values.update(overrides)
+    return OutboxMessageFactory(**values)
+
+
+def deliver(configuration: SmtpConfiguration, **options) -> DeliveryStats:
+    options.setdefault("worker_id", WORKER)
+    return deliver_due(configuration_id=configuration.pk, **options)
