@@ -8,8 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MEDIA_ROOT=/data/media
 
-# System libraries that later sections need go here (WeasyPrint: libpango-1.0-0 libpangoft2-1.0-0):
-# RUN apt-get update && apt-get install -y --no-install-recommends ... && rm -rf /var/lib/apt/lists/*
+# WeasyPrint (PDF reports) renders with Pango; DejaVu gives it fonts with umlauts.
+# The same packages as .ci/run installs.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 
 # A writable home: gunicorn puts its control socket there (~/.gunicorn/).
 RUN groupadd --system calmail \

@@ -26,7 +26,7 @@ MO_FILES := $(PO_FILES:.po=.mo)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run test lint format check-deploy migrations-check messages vendor
+.PHONY: help run test lint format check-deploy migrations-check messages vendor bench
 
 help:
 	@cat <<'EOF'
@@ -38,6 +38,7 @@ help:
 	make migrations-check  fail if a model change lacks its migration
 	make messages          update locale/de/LC_MESSAGES/django.po and compile it
 	make vendor            refresh static/vendor/ from the npm registry
+	make bench             delivery, outbox-list and report-export benchmarks (bench/README.md)
 	EOF
 
 $(PY):
@@ -131,3 +132,17 @@ messages: $(RUNTIME_STAMP)
 
 vendor:
 	sh scripts/vendor_static.sh
+
+# Figures are printed, never asserted. Smaller runs: make bench DELIVERY_ARGS="--count 2000"
+# LIST_ARGS="--rows 100000". The outbox list benchmark needs DATABASE_URL=postgres://...
+DELIVERY_ARGS ?=
+LIST_ARGS ?=
+REPORTS_ARGS ?=
+bench: $(DEV_STAMP)
+	$(PY) bench/delivery.py $(DELIVERY_ARGS)
+	$(PY) bench/reports.py $(REPORTS_ARGS)
+	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then
+	  $(PY) bench/outbox_list.py $(LIST_ARGS)
+	else
+	  echo "bench/outbox_list.py skipped: it needs DATABASE_URL=postgres://..." >&2
+	fi

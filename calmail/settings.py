@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "calmail.common",
     "smtpconfig",
     "inventory",
+    "templates_app",
     "mailbox",
 ]
 
@@ -247,6 +248,9 @@ CALMAIL_DELIVERY_RUN_SECONDS = env_int("CALMAIL_DELIVERY_RUN_SECONDS", 120)
 # PostgreSQL: commit each mail's outcome without waiting for the WAL flush (a database
 # crash may then resend the last moment's mails; none is lost). See mailbox/delivery.py.
 CALMAIL_DELIVERY_ASYNC_COMMIT = env_bool("CALMAIL_DELIVERY_ASYNC_COMMIT", True)
+# PDF reports up to this many rows are a table; larger ones a compact listing (one line
+# per row), which WeasyPrint renders in seconds instead of minutes.
+CALMAIL_PDF_TABLE_MAX_ROWS = env_int("CALMAIL_PDF_TABLE_MAX_ROWS", 1000)
 CALMAIL_PAGE_SIZE = env_int("CALMAIL_PAGE_SIZE", 25)
 CALMAIL_MAX_PAGE_SIZE = env_int("CALMAIL_MAX_PAGE_SIZE", 200)
 
@@ -259,5 +263,8 @@ LOGGING = {
     "loggers": {
         # smtplib's debug output would carry AUTH payloads; it is never enabled.
         "django.db.backends": {"level": "INFO"},
+        # WeasyPrint logs every page of every PDF report at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }

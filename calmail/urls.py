@@ -18,6 +18,7 @@ urlpatterns = [
     # The language switcher must also work on the login page.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("outbox/", include("mailbox.urls")),
+    path("templates/", include("templates_app.urls")),
     path("smtp/", include("smtpconfig.urls")),
     path("inventory/", include("inventory.urls")),
     path("admin/", admin.site.urls),

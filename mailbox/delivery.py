@@ -130,6 +130,7 @@ class DeliveryStats:
 
     def as_dict(self) -> dict:
         values = asdict(self)
+        values["stop_reason"] = str(self.stop_reason)
         if self.rate_limited_until is not None:
             values["rate_limited_until"] = self.rate_limited_until.isoformat()
         return values
@@ -315,6 +316,7 @@ class _Connection:
 
 
 def _hang_up(backend) -> None:
+    """Close the sockets of a backend without a word to the server (it may be hung)."""
     for client in (
         getattr(backend, "connection", None),
         getattr(backend, "_partial_connection", None),

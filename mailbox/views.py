@@ -60,7 +60,7 @@ def _transition_refusal(message, target) -> str | None:
 
 def resend_refusal(message) -> str | None:
     # The status machine also allows scheduled → queued and sending → queued (lease
-    # recovery); neither is a resend, and resending a mail in flight would send it twice.
+    # recovery); neither is a resend (the service refuses them too). Say so in plain words.
     if message.status not in RESENDABLE:
         return _(
             "Only sent, failed or cancelled mails can be sent again; this one is %(status)s."

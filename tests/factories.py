@@ -181,3 +181,42 @@ class SystemAddressFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Systemadresse {n}")
     email = factory.Sequence(lambda n: f"system{n}@calserver.example")
     language = "de"
+
+
+# --- templates (templates_app) ------------------------------------------------------------------
+
+
+class MailTemplateFactory(factory.django.DjangoModelFactory):
+    """A template with German texts; MailTemplateFactory(texts={"en": {"subject": …}}) sets
+    its texts per language instead (subject, body_html, body_text)."""
+
+    class Meta:
+        model = "templates_app.MailTemplate"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Kalibriererinnerung {n}")
+    template_type = "inventory"
+    report = "instruments_due"
+    due_filter = "due_overdue"
+    due_window_days = 30
+    add_attachment = "report"
+    export_type = "excel"
+    attachment_type = "file"
+    default_language = "de"
+    from_email = "kalibrierlabor@calserver.example"
+    from_name = "Kalibrierlabor"
+
+    @factory.post_generation
+    def texts(self, create, extracted, **kwargs):
+        if not create:
+            return
+        if extracted is None:
+            extracted = {
+                "de": {
+                    "subject": "Fällige Kalibrierungen für {{ recipient.name }}",
+                    "body_html": "<p>Guten Tag {{ recipient.name }},</p>"
+                    "<p>{{ count }} Prüfmittel sind fällig.</p>",
+                }
+            }
+        for language, values in extracted.items():
+            self.translations.create(language=language, **values)

@@ -20,6 +20,13 @@ class Section:
 SECTIONS = (
     Section("mailbox", _("Outbox"), "mailbox:list", "mailbox.view_outboxmessage", "inbox"),
     Section(
+        "templates",
+        _("Templates"),
+        "templates_app:list",
+        "templates_app.view_mailtemplate",
+        "file-earmark-text",
+    ),
+    Section(
         "smtpconfig",
         _("SMTP configurations"),
         "smtpconfig:list",

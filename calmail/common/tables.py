@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import django_tables2 as tables
 from django.conf import settings
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -97,6 +98,25 @@ class CalmailTable(tables.Table):
 
     def get_row_menu(self, record) -> list[MenuItem]:
         return []
+
+    @property
+    def order_by(self):
+        return tables.Table.order_by.fget(self)
+
+    @order_by.setter
+    def order_by(self, value):
+        tables.Table.order_by.fset(self, value)
+        # Rows with equal sort values come back in any order: without a unique last key a
+        # row can show on two pages, or on none. The primary key, in the same direction.
+        data = getattr(self.data, "data", None)
+        if not isinstance(data, QuerySet):
+            return
+        fields = data.query.order_by
+        if not fields or not all(isinstance(field, str) for field in fields):
+            return
+        if any(field.lstrip("-") in ("pk", "id") for field in fields):
+            return
+        self.data.data = data.order_by(*fields, "-pk" if fields[-1].startswith("-") else "pk")
 
     def paginate(self, *args, per_page=None, **kwargs):
         # Capped here, whatever asked for it (?per_page= in the URL included), so a

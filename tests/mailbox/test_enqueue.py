@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from mailbox.links import attachment_uuid_from_token
@@ -283,3 +284,36 @@ def test_enqueue_link_attachments_add_signed_urls(default_configuration):
         "bericht.pdf</a></li></ul>"
     )
     assert stored.attachment_type == AttachmentType.LINK
+
+
+def test_enqueue_many_in_one_transaction_dispatches_once_per_configuration(
+    default_configuration, django_capture_on_commit_callbacks
+):
+    other = SmtpConfigurationFactory()
+
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for number in range(5):
+            enqueue(to=[f"r{number}@example.org"], subject="Erinnerung")
+        enqueue(to=["lab@example.org"], subject="Andere", smtp_configuration=other)
+
+    assert OutboxMessage.objects.count() == 6
+    assert [callback.configuration_id for callback in callbacks] == [
+        default_configuration.pk,
+        other.pk,
+    ]
+
+
+def test_enqueue_after_rolled_back_savepoint_dispatches_again(
+    default_configuration, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        try:
+            with transaction.atomic():
+                enqueue(to=["lab@example.org"], subject="Verworfen")
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        enqueue(to=["lab@example.org"], subject="Behalten")
+
+    assert list(OutboxMessage.objects.values_list("subject", flat=True)) == ["Behalten"]
+    assert len(callbacks) == 1

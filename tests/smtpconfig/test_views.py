@@ -650,3 +650,17 @@ def test_django_admin_never_shows_the_password(client, django_user_model):
     assert "mailer" in page_text(change_page)
     assert SECRET not in page_text(change_page)
     assert 'name="password"' not in page_text(change_page)
+
+
+@pytest.mark.django_db
+def test_list_sorting_ties_are_broken_by_id(client_for, admin):
+    for name in ("C", "A", "B"):
+        SmtpConfigurationFactory(name=name, port=25)
+    client = client_for(admin)
+
+    ascending = client.get(reverse("smtpconfig:list"), {"sort": "port"})
+    descending = client.get(reverse("smtpconfig:list"), {"sort": "-port"})
+
+    ids = sorted(SmtpConfiguration.objects.values_list("pk", flat=True))
+    assert [r.record.pk for r in ascending.context["table"].page.object_list] == ids
+    assert [r.record.pk for r in descending.context["table"].page.object_list] == ids[::-1]

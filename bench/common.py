@@ -1,0 +1,153 @@
+"""What both benchmarks share: a throwaway database, the environment, child processes.
+
+Nothing here imports Django at module level: the environment must be complete before
+Django reads its settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCALHOST = "127.0.0.1"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).scheme in ("postgres", "postgresql", "pgsql")
+
+
+@contextlib.contextmanager
+def throwaway_postgres(url: str) -> Iterator[str]:
+    """Create a database named calmail_bench_<pid> on the server of url; drop it on exit.
+
+    Connects to the database url names (it must exist, e.g. postgres) to create and drop.
+    """
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"calmail_bench_{os.getpid()}"
+    connect = {
+        "host": parts.hostname or LOCALHOST,
+        "port": parts.port or 5432,
+        "user": unquote(parts.username or "") or None,
+        "password": unquote(parts.password or "") or None,
+        "dbname": unquote(parts.path.lstrip("/")) or "postgres",
+        "autocommit": True,
+    }
+    with psycopg.connect(**connect) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parts._replace(path=f"/{name}").geturl()
+    finally:
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        with psycopg.connect(**connect) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def set_environment(
+    *, database_url: str, broker_url: str, var_dir: Path, settings_module: str
+) -> dict[str, str]:
+    """Put the settings' inputs into os.environ (fresh keys) and return them for children."""
+    from cryptography.fernet import Fernet
+
+    values = {
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DEBUG": "false",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FERNET_KEYS": Fernet.generate_key().decode(),
+        "CALMAIL_VAR_DIR": str(var_dir),
+        "MEDIA_ROOT": str(var_dir / "media"),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update(values)
+    return values
+
+
+def setup_django() -> None:
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOCALHOST, 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, *, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Timed out after {timeout:.0f} s waiting for {what}.")
+        time.sleep(interval)
+
+
+def start_group(command: list[str], *, log_path: Path, **options) -> subprocess.Popen:
+    """Start command in a process group of its own (so stop_group reaches its children)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own command lines
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **options
+        )
+
+
+def stop_group(process: subprocess.Popen | None, *, grace: float = 10) -> None:
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def smtp_greets(port: int) -> bool:
+    try:
+        with socket.create_connection((LOCALHOST, port), timeout=1) as connection:
+            return connection.recv(3) == b"220"
+    except OSError:
+        return False
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

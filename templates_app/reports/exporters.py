@@ -1,0 +1,281 @@
+"""Turn a built report into the file a mail carries: Excel, PDF (from HTML) or CSV.
+
+Call the exporters inside translation.override(language): headers, dates in the PDF and
+the PDF's texts follow the active language.
+"""
+
+import csv
+import datetime
+import gc
+import io
+import re
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from calmail.common.export import neutralise
+from inventory.models import DueFilter
+from mailbox.models import ExportType
+from mailbox.services import AttachmentSpec
+from templates_app.reports.registry import ColumnKind, ReportData
+
+EXTENSIONS = {ExportType.EXCEL: "xlsx", ExportType.PDF_HTML: "pdf", ExportType.CSV: "csv"}
+CONTENT_TYPES = {
+    ExportType.EXCEL: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ExportType.PDF_HTML: "application/pdf",
+    ExportType.CSV: "text/csv; charset=utf-8",
+}
+# Excel shows dates in these formats; the cells stay real dates whatever the format.
+EXCEL_DATE_FORMATS = {"de": "DD.MM.YYYY", "en": "YYYY-MM-DD"}
+MAX_COLUMN_WIDTH = 60
+WIDTH_SAMPLE_ROWS = 1000
+# Characters Excel refuses in sheet names.
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+_TRANSLITERATION = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
+)
+
+
+def report_filename(title: str, today: datetime.date, export_type: str) -> str:
+    """ "instruments-due-for-calibration-2025-03-01.xlsx": the report's name and date, in
+    characters every mail client and file system accepts."""
+    stem = slugify(title.translate(_TRANSLITERATION)) or "report"
+    return f"{stem[:80]}-{today.isoformat()}.{EXTENSIONS[export_type]}"
+
+
+def filter_description(report: ReportData) -> str:
+    label = DueFilter(report.due_filter).label if report.due_filter in DueFilter.values else ""
+    if report.due_filter in (DueFilter.DUE, DueFilter.DUE_OVERDUE):
+        return _("%(filter)s, window %(days)s days (until %(date)s)") % {
+            "filter": label,
+            "days": report.window_days,
+            "date": date_format(
+                report.today + datetime.timedelta(days=report.window_days), "SHORT_DATE_FORMAT"
+            ),
+        }
+    return str(label)
+
+
+def export_report(
+    report: ReportData, *, export_type: str, recipient_label: str = "", csv_separator: str = ";"
+) -> AttachmentSpec:
+    """The report as a file to attach (exported=True)."""
+    if export_type == ExportType.EXCEL:
+        content = export_excel(report)
+    elif export_type == ExportType.PDF_HTML:
+        content = export_pdf(report, recipient_label=recipient_label)
+    elif export_type == ExportType.CSV:
+        content = export_csv(report, separator=csv_separator)
+    else:
+        raise ValueError(f"Unknown export type {export_type!r}")
+    return AttachmentSpec(
+        filename=report_filename(report.title, report.today, export_type),
+        content=content,
+        content_type=CONTENT_TYPES[export_type],
+        exported=True,
+    )
+
+
+# --- Excel ----------------------------------------------------------------------------------
+
+
+def _column_widths(report: ReportData) -> list[int]:
+    """Width per column in characters: the header, and the longest value of the first
+    rows (a write-only sheet fixes widths before the first row)."""
+    widths = []
+    sample = report.rows[:WIDTH_SAMPLE_ROWS]
+    for column, header in zip(report.columns, report.headers(), strict=True):
+        if column.kind == ColumnKind.DATE:
+            longest = 10
+        else:
+            longest = max((len(str(row.get(column.key) or "")) for row in sample), default=0)
+        widths.append(min(MAX_COLUMN_WIDTH, max(len(header), longest, 6) + 2))
+    return widths
+
+
+def export_excel(report: ReportData) -> bytes:
+    """Write-only workbook (rows streamed, not kept as cell objects): bold frozen header,
+    autofilter over the table, real date cells, widths from the content."""
+    workbook = Workbook(write_only=True)
+    title = _SHEET_FORBIDDEN.sub(" ", report.title)[:31].strip() or "Report"
+    sheet = workbook.create_sheet(title=title)
+    for index, width in enumerate(_column_widths(report), start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
+    last_column = get_column_letter(max(len(report.columns), 1))
+    sheet.auto_filter.ref = f"A1:{last_column}{report.count + 1}"
+
+    bold = Font(bold=True)
+    header = []
+    for label in report.headers():
+        cell = WriteOnlyCell(sheet, value=neutralise(label))
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+
+    date_format_code = EXCEL_DATE_FORMATS.get(translation.get_language() or "", "YYYY-MM-DD")
+    keys = [column.key for column in report.columns]
+    date_keys = {column.key for column in report.columns if column.kind == ColumnKind.DATE}
+    for row in report.rows:
+        cells = []
+        for key in keys:
+            value = row.get(key)
+            if key in date_keys and value is not None:
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.number_format = date_format_code
+                cells.append(cell)
+            else:
+                cells.append(neutralise(value))
+        sheet.append(cells)
+
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return neutralise(str(value))
+
+
+def export_csv(report: ReportData, *, separator: str = ";") -> bytes:
+    """UTF-8 with a BOM (Excel then reads umlauts right); ";" is what Excel expects with
+    German regional settings, "," elsewhere. Dates in ISO 8601."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=separator, lineterminator="\r\n")
+    writer.writerow([neutralise(header) for header in report.headers()])
+    keys = [column.key for column in report.columns]
+    for row in report.rows:
+        writer.writerow([_csv_value(row.get(key)) for key in keys])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+
+def _pdf_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime.date):
+        return date_format(value, "SHORT_DATE_FORMAT")
+    return str(value)
+
+
+# A4 landscape minus the page margins, in points; DejaVu Sans Mono advances 0.602 em.
+LISTING_LINE_WIDTH_PT = 775
+MONOSPACE_ADVANCE_EM = 0.602
+LISTING_ROWS_PER_PAGE = 52
+LISTING_ROWS_FIRST_PAGE = 46
+
+
+def _widths(report: ReportData) -> list[int]:
+    """Column widths in characters: the provider's hint, at least the header's length
+    (headers are never cut or broken inside a word)."""
+    return [
+        max(column.width, len(header), 6)
+        for column, header in zip(report.columns, report.headers(), strict=True)
+    ]
+
+
+def _fit(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def _listing(report: ReportData, keys: list[str]) -> dict:
+    """Large reports as one text line per row in a monospaced font, a page at a time.
+
+    WeasyPrint spends about half a millisecond per table cell, so a 10,000-row table takes
+    the better part of a minute and gigabytes of memory; a line per row is ten boxes fewer
+    and renders in seconds. Columns keep their widths (values cut with "…"), the header
+    line repeats on every page.
+    """
+    widths = _widths(report)
+    separator = "  "
+
+    def line(values) -> str:
+        return separator.join(
+            _fit(value, width) for value, width in zip(values, widths, strict=True)
+        ).rstrip()
+
+    characters = sum(widths) + len(separator) * (len(widths) - 1)
+    font_size = min(7.0, LISTING_LINE_WIDTH_PT / (characters * MONOSPACE_ADVANCE_EM))
+    lines = [line([_pdf_cell(row.get(key)) for key in keys]) for row in report.rows]
+    pages, start, size = [], 0, LISTING_ROWS_FIRST_PAGE
+    while start < len(lines):
+        pages.append("\n".join(lines[start : start + size]))
+        start += size
+        size = LISTING_ROWS_PER_PAGE
+    return {"header": line(report.headers()), "pages": pages, "font_size": f"{font_size:.2f}"}
+
+
+def report_html(report: ReportData, *, recipient_label: str = "") -> str:
+    """The HTML the PDF is rendered from (the project's template engine, autoescaped).
+
+    Up to CALMAIL_PDF_TABLE_MAX_ROWS rows: a table whose header repeats on every page.
+    Beyond that, a compact listing (see _listing) that renders in seconds.
+    """
+    widths = _widths(report)
+    total = sum(widths)
+    keys = [column.key for column in report.columns]
+    context = {
+        "language": translation.get_language(),
+        "title": report.title,
+        "today": report.today,
+        "recipient": recipient_label,
+        "filter": filter_description(report),
+        "count": report.count,
+    }
+    if report.count > settings.CALMAIL_PDF_TABLE_MAX_ROWS:
+        context["listing"] = _listing(report, keys)
+    else:
+        context["columns"] = [
+            {"label": header, "width": f"{100 * width / total:.2f}"}
+            for width, header in zip(widths, report.headers(), strict=True)
+        ]
+        context["rows"] = [[_pdf_cell(row.get(key)) for key in keys] for row in report.rows]
+    return render_to_string("templates_app/report_pdf.html", context)
+
+
+def export_pdf(report: ReportData, *, recipient_label: str = "") -> bytes:
+    """A4 landscape; the table header repeats on every page; page numbers in the footer."""
+    # Imported on first use: WeasyPrint loads Pango and fonts, which web requests that
+    # never make a PDF need not pay for.
+    from weasyprint import HTML
+
+    html = report_html(report, recipient_label=recipient_label)
+    # WeasyPrint builds millions of small objects for a large table; the cyclic garbage
+    # collector would walk them again and again (a 10,000-row report took twice as long).
+    # They are freed by reference counting when the render is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return HTML(string=html, url_fetcher=_no_fetching()).write_pdf()
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _no_fetching():
+    """The report loads nothing from anywhere: its HTML has no URLs, and if data ever
+    smuggled one in, it must not make the server fetch it."""
+    from weasyprint.urls import URLFetcher
+
+    class NoFetching(URLFetcher):
+        def fetch(self, url, headers=None):
+            raise ValueError("Reports load no external resources.")
+
+    return NoFetching()

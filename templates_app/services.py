@@ -1,0 +1,446 @@
+"""Writes to templates, and the render service actions and compose call.
+
+render_for_recipient() is the one way a template becomes a mail: it picks the language,
+builds the report for the recipient's scope through the report registry, exports it,
+and renders subject and bodies in the restricted engine over plain data.
+"""
+
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from inventory.models import Language
+from inventory.recipients import Recipient
+from mailbox.models import AttachmentType
+from mailbox.services import AttachmentSpec
+from templates_app import rendering
+from templates_app.models import AddAttachment, MailTemplate, MailTemplateTranslation
+from templates_app.placeholders import placeholder_names
+from templates_app.reports import ReportData
+from templates_app.reports.exporters import export_report, filter_description, report_filename
+from templates_app.selectors import recipient_details
+
+EDITABLE_FIELDS = (
+    "name",
+    "template_type",
+    "description",
+    "add_attachment",
+    "empty_attachment_allowed",
+    "due_filter",
+    "due_window_days",
+    "report",
+    "from_email",
+    "from_name",
+    "export_type",
+    "attachment_type",
+    "csv_separator",
+    "default_language",
+    "owner_group",
+)
+TEXT_FIELDS = ("subject", "body_html", "body_text")
+LANGUAGES = tuple(Language.values)
+
+
+# --- who uses a template --------------------------------------------------------------------
+
+# Callables that name what uses a template (e.g. the actions app: "its actions"). Each takes
+# a MailTemplate and returns labels of users; deleting is refused while any returns one.
+_template_users: list[Callable[[MailTemplate], list[str]]] = []
+
+
+def register_template_user(check: Callable[[MailTemplate], list[str]]) -> None:
+    """For apps that refer to templates (actions): register from AppConfig.ready()."""
+    if check not in _template_users:
+        _template_users.append(check)
+
+
+def unregister_template_user(check: Callable[[MailTemplate], list[str]]) -> None:
+    if check in _template_users:
+        _template_users.remove(check)
+
+
+def template_usages(template: MailTemplate) -> list[str]:
+    """Labels of everything that uses the template, sorted."""
+    return sorted({str(label) for check in _template_users for label in check(template)})
+
+
+def _usage_refusal(template: MailTemplate, users: list[str]) -> ValidationError:
+    shown = ", ".join(users[:10]) + (" …" if len(users) > 10 else "")
+    return ValidationError(
+        _("%(name)s is used by: %(users)s. Change those first, then delete the template.")
+        % {"name": template.name, "users": shown},
+        code="in_use",
+    )
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def _present(texts: Mapping[str, str]) -> bool:
+    return any((texts.get(name) or "").strip() for name in TEXT_FIELDS)
+
+
+def validate_texts(
+    *, template_type: str, default_language: str, translations: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Each language given needs a subject and a body; the default language must be given;
+    every text must compile in the restricted engine and use only the type's placeholders.
+
+    Errors are keyed "<field>_<language>" (subject_de, body_html_en, …), as the form names
+    its fields. Messages name the line of the problem.
+    """
+    errors: dict[str, list[str]] = {}
+    names = placeholder_names(template_type)
+    for language in LANGUAGES:
+        texts = translations.get(language) or {}
+        if not _present(texts):
+            if language == default_language:
+                errors.setdefault(f"subject_{language}", []).append(
+                    _("The default language needs a subject and a body.")
+                )
+            continue
+        if not (texts.get("subject") or "").strip():
+            errors.setdefault(f"subject_{language}", []).append(_("Enter a subject."))
+        if not ((texts.get("body_html") or "").strip() or (texts.get("body_text") or "").strip()):
+            errors.setdefault(f"body_html_{language}", []).append(
+                _("Enter an HTML body or a text body.")
+            )
+        for name in TEXT_FIELDS:
+            problems = rendering.check_template(texts.get(name) or "", placeholders=names)
+            if problems:
+                errors.setdefault(f"{name}_{language}", []).extend(problems)
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- create, update, duplicate, delete ------------------------------------------------------
+
+
+def _apply(template: MailTemplate, values: Mapping) -> list[str]:
+    changed = []
+    for name in EDITABLE_FIELDS:
+        if name in values and getattr(template, name) != values[name]:
+            setattr(template, name, values[name])
+            changed.append(name)
+    return changed
+
+
+def _save_translations(
+    template: MailTemplate, translations: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    """Store the texts per language; a language left empty is removed. Returns the
+    changed field names ("subject_de", …)."""
+    existing = {obj.language: obj for obj in template.translations.all()}
+    changed = []
+    for language in LANGUAGES:
+        texts = translations.get(language) or {}
+        current = existing.get(language)
+        if not _present(texts):
+            if current is not None:
+                current.delete()
+                changed.extend(f"{name}_{language}" for name in TEXT_FIELDS)
+            continue
+        obj = current or MailTemplateTranslation(template=template, language=language)
+        for name in TEXT_FIELDS:
+            value = texts.get(name) or ""
+            if name == "subject":
+                value = " ".join(value.split())
+            if getattr(obj, name) != value:
+                setattr(obj, name, value)
+                changed.append(f"{name}_{language}")
+        obj.full_clean(exclude=["template"])
+        obj.save()
+    return changed
+
+
+@transaction.atomic
+def mail_template_create(
+    *, values: Mapping, translations: Mapping[str, Mapping[str, str]]
+) -> MailTemplate:
+    """Create a template with its texts. ValidationError (field errors, line numbers in
+    template errors) when anything does not fit."""
+    template = MailTemplate()
+    _apply(template, values)
+    _validate(template, translations)
+    template.save()
+    _save_translations(template, translations)
+    return template
+
+
+@transaction.atomic
+def mail_template_update(
+    *, template: MailTemplate, values: Mapping, translations: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    """Update a template and its texts; returns the names of the changed fields."""
+    changed = _apply(template, values)
+    _validate(template, translations)
+    template.save()
+    changed += _save_translations(template, translations)
+    return changed
+
+
+def _validate(template: MailTemplate, translations) -> None:
+    errors: dict[str, list] = {}
+    try:
+        template.full_clean()
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        validate_texts(
+            template_type=template.template_type,
+            default_language=template.default_language,
+            translations=translations,
+        )
+    except ValidationError as exc:
+        for key, messages in exc.message_dict.items():
+            errors.setdefault(key, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def texts_of(template: MailTemplate) -> dict[str, dict[str, str]]:
+    return {
+        obj.language: {name: getattr(obj, name) for name in TEXT_FIELDS}
+        for obj in template.translations.all()
+    }
+
+
+def copy_name(name: str) -> str:
+    """A free name for a copy: "Name (copy)", then "Name (copy 2)", …"""
+    max_length = MailTemplate._meta.get_field("name").max_length
+    suffix = f" ({_('copy')})"
+    number = 2
+    while True:
+        candidate = name[: max_length - len(suffix)] + suffix
+        if not MailTemplate.objects.filter(name=candidate).exists():
+            return candidate
+        suffix = f" ({_('copy')} {number})"
+        number += 1
+
+
+@transaction.atomic
+def mail_template_duplicate(
+    *, template: MailTemplate, name: str | None = None, owner_group=...
+) -> MailTemplate:
+    """A copy with every setting and text; the owner group is kept unless one is given."""
+    values = {name_: getattr(template, name_) for name_ in EDITABLE_FIELDS}
+    values["name"] = name or copy_name(template.name)
+    if owner_group is not ...:
+        values["owner_group"] = owner_group
+    return mail_template_create(values=values, translations=texts_of(template))
+
+
+@transaction.atomic
+def mail_template_delete(*, template: MailTemplate) -> None:
+    """Delete a template; refused with a reason while an action (or anything else that
+    registered with register_template_user) uses it."""
+    users = template_usages(template)
+    if users:
+        raise _usage_refusal(template, users)
+    try:
+        template.delete()
+    except ProtectedError as exc:
+        raise _usage_refusal(
+            template, sorted({str(obj) for obj in exc.protected_objects})
+        ) from None
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    """A template rendered for one recipient: everything the outbox needs.
+
+    attachments holds the report export (AttachmentSpec, exported=True) unless it was left
+    out; attachment_skipped says why it was (empty report not allowed) for the caller's
+    decision and log. With attachment type "link" the outbox stores the same files and
+    sends signed links instead.
+    """
+
+    subject: str
+    body_html: str
+    body_text: str
+    language: str
+    from_email: str
+    from_name: str
+    attachment_type: str
+    export_type: str
+    row_count: int | None
+    attachments: list[AttachmentSpec] = field(default_factory=list)
+    attachment_filename: str = ""
+    attachment_skipped: str = ""
+    language_fallback: bool = False
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def has_attachment(self) -> bool:
+        return bool(self.attachments)
+
+
+def choose_language(
+    *, available: set[str], default_language: str, wanted: str | None
+) -> tuple[str, bool]:
+    """The language to write in and whether it is a fallback: the wanted (recipient's)
+    language if the template has it, else the default language; without a wish (a typed
+    address) the default language, which is no fallback."""
+    if wanted and wanted in available:
+        return wanted, False
+    if default_language in available:
+        return default_language, bool(wanted)
+    if available:
+        return sorted(available)[0], True
+    raise rendering.TemplateRenderError(_("The template has no texts in any language."))
+
+
+def _plain_report(report: ReportData | None) -> dict:
+    if report is None:
+        return {"title": "", "filter": "", "columns": []}
+    return {
+        "title": report.title,
+        "filter": filter_description(report),
+        "columns": [
+            {"key": column.key, "label": header}
+            for column, header in zip(report.columns, report.headers(), strict=True)
+        ],
+    }
+
+
+def render_for_recipient(
+    *,
+    template: MailTemplate,
+    recipient: Recipient,
+    today: datetime.date | None = None,
+    link_builder: Callable[[str], str] | None = None,
+    language: str | None = None,
+    export: bool = True,
+) -> RenderedMail:
+    """Render a template for one recipient.
+
+    - language: the recipient's if the template has it, else the template's default
+      (`language` overrides the recipient's wish, e.g. in the preview);
+    - report: built for the recipient's scope and the template's filter, through the
+      report registry; empty reports are detected before any export;
+    - attachment ("add attachment" = report): exported as the template's export type;
+      an empty report is attached only if "empty attachment allowed", otherwise
+      attachment_skipped gives the reason; export=False skips making the file (the
+      preview page only names it);
+    - {{ link }}: link_builder(file name) when the attachment goes as a link and the
+      caller can say where it will be (else empty; the outbox adds its links anyway).
+
+    Raises TemplateRenderError with a message for the user when a text cannot be
+    rendered, or the report is no longer registered.
+    """
+    today = today or timezone.localdate()
+    translations = {obj.language: obj for obj in template.translations.all()}
+    chosen, fallback = choose_language(
+        available=set(translations),
+        default_language=template.default_language,
+        wanted=language or recipient.language,
+    )
+    texts = translations[chosen]
+    # Messages for the person sending (errors, skip reasons) stay in their language;
+    # only what the recipient reads is made in the mail's language.
+    provider = template.report_provider if template.report else None
+    if template.report and provider is None:
+        raise rendering.TemplateRenderError(
+            _("The report “%(report)s” is not available.") % {"report": template.report}
+        )
+    empty_report_skipped = False
+    with translation.override(chosen):
+        report = None
+        if provider is not None:
+            report = provider.build(
+                scope=recipient.scope,
+                due_filter=template.due_filter,
+                window_days=template.due_window_days,
+                today=today,
+            )
+
+        attachments: list[AttachmentSpec] = []
+        filename = ""
+        skipped = ""
+        if template.add_attachment == AddAttachment.REPORT and report is not None:
+            if report.is_empty and not template.empty_attachment_allowed:
+                empty_report_skipped = True
+            else:
+                filename = report_filename(report.title, today, template.export_type)
+                if export:
+                    attachments.append(
+                        export_report(
+                            report,
+                            export_type=template.export_type,
+                            recipient_label=recipient.owner or recipient.formatted,
+                            csv_separator=template.csv_separator,
+                        )
+                    )
+
+        link = ""
+        if (
+            filename
+            and template.attachment_type == AttachmentType.LINK
+            and link_builder is not None
+        ):
+            link = link_builder(filename)
+
+        details = recipient_details(recipient)
+        data = {
+            "recipient": {
+                "name": recipient.name,
+                "email": recipient.email,
+                "language": recipient.language or "",
+                "owner": recipient.owner,
+                "address_type": str(recipient.address_type),
+            },
+            "customer": details["customer"],
+            "user": details["user"],
+            "count": report.count if report is not None else 0,
+            "rows": report.rows if report is not None else [],
+            "report": _plain_report(report),
+            "link": link,
+            "today": today,
+            "due_window_days": template.due_window_days,
+            "due_until": today + datetime.timedelta(days=template.due_window_days),
+            "sender": {"name": template.from_name, "email": template.from_email},
+            "template": {"name": template.name, "description": template.description},
+        }
+        subject = rendering.render_subject(texts.subject, data)
+        body_html = rendering.render_html(texts.body_html, data) if texts.body_html else ""
+        if texts.body_text.strip():
+            body_text = rendering.render_text(texts.body_text, data)
+        else:
+            body_text = rendering.html_to_text(body_html)
+
+    if empty_report_skipped:
+        skipped = _("The report is empty and the template attaches no empty report.")
+
+    parameters = {
+        "template": template.name,
+        "language": chosen,
+        "filter": template.due_filter,
+        "due_window_days": template.due_window_days,
+    }
+    if report is not None:
+        parameters.update(report=report.key, rows=report.count, scope=str(recipient.scope))
+    return RenderedMail(
+        subject=subject,
+        body_html=body_html,
+        body_text=body_text,
+        language=chosen,
+        from_email=template.from_email,
+        from_name=template.from_name,
+        attachment_type=template.attachment_type,
+        export_type=template.export_type if filename else "",
+        row_count=report.count if report is not None else None,
+        attachments=attachments,
+        attachment_filename=filename,
+        attachment_skipped=skipped,
+        language_fallback=fallback,
+        parameters=parameters,
+    )
