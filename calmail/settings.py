@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
@@ -68,10 +69,13 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "calmail.common",
+    "maillog",
     "smtpconfig",
     "inventory",
     "templates_app",
+    "actions",
     "mailbox",
+    "compose",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Log entries written during a request name its user as the actor.
+    "maillog.context.CurrentActorMiddleware",
     # Every page needs a login unless its view is marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -218,12 +224,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # Turns due action slots into runs (exactly once per slot, however many beats run).
+    "actions-tick": {
+        "task": "actions.tick",
+        "schedule": 30.0,
+        # A tick that waited out a broker outage is stale; the next one comes anyway.
+        "options": {"expires": 25},
+    },
     # Takes back mail of dead workers, queues scheduled mail, nudges delivery of due mail.
     "mailbox-sweep": {
         "task": "mailbox.sweep",
         "schedule": 60.0,
         # A sweep that waited out a broker outage is stale; the next one comes anyway.
         "options": {"expires": 55},
+    },
+    # Deletes log entries and sent outbox mail past their retention, in small batches.
+    "maillog-purge": {
+        "task": "maillog.purge",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 3600},
     },
 }
 CELERY_TIMEZONE = TIME_ZONE
@@ -238,6 +257,8 @@ CALMAIL_SMTP_CA_FILE = env_str("CALMAIL_SMTP_CA_FILE")
 CALMAIL_BASE_URL = env_str("CALMAIL_BASE_URL", "http://127.0.0.1:8000")
 CALMAIL_ATTACHMENT_MAX_BYTES = env_int("CALMAIL_ATTACHMENT_MAX_BYTES", 20_000_000)
 CALMAIL_LINK_TTL_DAYS = env_int("CALMAIL_LINK_TTL_DAYS", 30)
+# How many files one composed mail may carry (each at most CALMAIL_ATTACHMENT_MAX_BYTES).
+CALMAIL_COMPOSE_MAX_FILES = env_int("CALMAIL_COMPOSE_MAX_FILES", 10)
 # Seconds to wait before retry 1, 2, …; a mail fails for good after the last.
 CALMAIL_RETRY_BACKOFF = [
     int(s) for s in env_list("CALMAIL_RETRY_BACKOFF", ["60", "300", "1800", "7200", "21600"])
@@ -254,8 +275,18 @@ CALMAIL_DELIVERY_ASYNC_COMMIT = env_bool("CALMAIL_DELIVERY_ASYNC_COMMIT", True)
 # PDF reports up to this many rows are a table; larger ones a compact listing (one line
 # per row), which WeasyPrint renders in seconds instead of minutes.
 CALMAIL_PDF_TABLE_MAX_ROWS = env_int("CALMAIL_PDF_TABLE_MAX_ROWS", 1000)
+# Downtime: the latest missed slot of an action still runs (once) if it is at most this old.
+CALMAIL_CATCHUP_GRACE_SECONDS = env_int("CALMAIL_CATCHUP_GRACE_SECONDS", 3600)
 CALMAIL_PAGE_SIZE = env_int("CALMAIL_PAGE_SIZE", 25)
 CALMAIL_MAX_PAGE_SIZE = env_int("CALMAIL_MAX_PAGE_SIZE", 200)
+# Days log entries are kept: audit entries, delivery events, debug-level entries, and
+# everything else ("default"); each overridable as CALMAIL_LOG_RETENTION_<KEY>_DAYS.
+CALMAIL_LOG_RETENTION_DAYS = {
+    key: env_int(f"CALMAIL_LOG_RETENTION_{key.upper()}_DAYS", days)
+    for key, days in {"audit": 365, "delivery": 90, "debug": 30, "default": 180}.items()
+}
+# Days sent (and cancelled or failed) outbox mails and their stored attachments are kept.
+CALMAIL_OUTBOX_RETENTION_DAYS = env_int("CALMAIL_OUTBOX_RETENTION_DAYS", 180)
 
 LOGGING = {
     "version": 1,

@@ -19,7 +19,10 @@ urlpatterns = [
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("outbox/", include("mailbox.urls")),
     path("templates/", include("templates_app.urls")),
+    path("actions/", include("actions.urls")),
     path("smtp/", include("smtpconfig.urls")),
     path("inventory/", include("inventory.urls")),
+    path("compose/", include("compose.urls")),
+    path("log/", include("maillog.urls")),
     path("admin/", admin.site.urls),
 ]

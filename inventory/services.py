@@ -22,6 +22,8 @@ from inventory.models import (
     compute_next_due_date,
     default_language,
 )
+from maillog.models import AuditAction
+from maillog.services import diff_fields, log_audit, snapshot
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,12 @@ def distribution_list_create(
     distribution_list.full_clean()
     distribution_list.save()
     _set_members(distribution_list, users=users, customers=customers, addresses=addresses)
+    log_audit(
+        action=AuditAction.CREATED,
+        obj=distribution_list,
+        changes=diff_fields({}, _list_state(distribution_list)),
+        group=distribution_list.owner_group_id,
+    )
     return distribution_list
 
 
@@ -297,12 +305,21 @@ def distribution_list_update(
     addresses: Iterable[AddressEntry | str],
 ) -> None:
     """Replace a list's fields and members."""
+    before = _list_state(distribution_list)
     distribution_list.name = name.strip()
     distribution_list.description = description
     distribution_list.owner_group = owner_group
     distribution_list.full_clean()
     distribution_list.save()
     _set_members(distribution_list, users=users, customers=customers, addresses=addresses)
+    changes = diff_fields(before, _list_state(distribution_list))
+    if changes:
+        log_audit(
+            action=AuditAction.UPDATED,
+            obj=distribution_list,
+            changes=changes,
+            group=distribution_list.owner_group_id,
+        )
 
 
 @transaction.atomic
@@ -323,6 +340,32 @@ def distribution_list_duplicate(
     )
 
 
+LIST_AUDITED_FIELDS = ("name", "description", "owner_group")
+
+
+def _list_state(distribution_list: DistributionList) -> dict:
+    """A list's fields and members (ids, addresses), for its audit trail."""
+    return {
+        **snapshot(distribution_list, LIST_AUDITED_FIELDS),
+        "users": sorted(distribution_list.users.values_list("pk", flat=True)),
+        "customers": sorted(distribution_list.customers.values_list("pk", flat=True)),
+        "addresses": sorted(distribution_list.addresses.values_list("email", flat=True)),
+    }
+
+
+def _audit(obj, action: str, before: dict | None, fields) -> None:
+    """Audit trail entry (maillog); an update that changed none of `fields` writes none."""
+    changes = diff_fields(before, snapshot(obj, fields)) if before is not None else {}
+    if action == AuditAction.UPDATED and not changes:
+        return
+    log_audit(
+        action=action,
+        obj=obj,
+        changes=changes,
+        group=getattr(obj, "owner_group_id", None),
+    )
+
+
 def _delete(obj) -> None:
     try:
         obj.delete()
@@ -340,6 +383,7 @@ def _delete(obj) -> None:
 @transaction.atomic
 def distribution_list_delete(*, distribution_list: DistributionList) -> None:
     """Delete a list; refused with the reason while something still refers to it."""
+    _audit(distribution_list, AuditAction.DELETED, None, ())
     _delete(distribution_list)
 
 
@@ -355,15 +399,18 @@ def system_address_create(*, values: dict) -> SystemAddress:
     system_address.name = system_address.name.strip()
     system_address.full_clean()
     system_address.save()
+    _audit(system_address, AuditAction.CREATED, {}, SYSTEM_ADDRESS_FIELDS)
     return system_address
 
 
 @transaction.atomic
 def system_address_update(*, system_address: SystemAddress, values: dict) -> list[str]:
+    before = snapshot(system_address, SYSTEM_ADDRESS_FIELDS)
     changed = _apply(system_address, values, SYSTEM_ADDRESS_FIELDS)
     system_address.name = system_address.name.strip()
     system_address.full_clean()
     system_address.save()
+    _audit(system_address, AuditAction.UPDATED, before, SYSTEM_ADDRESS_FIELDS)
     return changed
 
 
@@ -379,4 +426,5 @@ def system_address_duplicate(
 @transaction.atomic
 def system_address_delete(*, system_address: SystemAddress) -> None:
     """Delete a system address; refused with the reason while something still refers to it."""
+    _audit(system_address, AuditAction.DELETED, None, ())
     _delete(system_address)

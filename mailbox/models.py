@@ -112,6 +112,16 @@ class OutboxMessage(models.Model):
     claimed_by = models.CharField(max_length=200, blank=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
+    # The action that made it (source "action"); its sent count is counted from here.
+    action = models.ForeignKey(
+        "actions.Action",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+        verbose_name=_("action"),
+    )
+
     # Who may see it.
     owner_group = models.ForeignKey(
         Group,

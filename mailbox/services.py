@@ -26,6 +26,7 @@ from mailbox.models import (
     Status,
 )
 from mailbox.transitions import InvalidTransition, transition
+from maillog.services import log_outbox_action
 from smtpconfig.models import SmtpConfiguration
 from smtpconfig.selectors import smtp_configuration_default
 
@@ -116,6 +117,7 @@ def enqueue(
     idempotency_key: str | None = None,
     owner_group=None,
     created_by=None,
+    action=None,
 ) -> OutboxMessage:
     """Validate a mail, store it with its attachments and have it delivered after commit.
 
@@ -186,6 +188,7 @@ def enqueue(
         idempotency_key=idempotency_key or None,
         owner_group=owner_group,
         created_by=created_by,
+        action=action,
     )
     try:
         # A savepoint: a concurrent enqueue with the same key makes this insert fail alone.
@@ -307,12 +310,14 @@ def message_resend(*, message: OutboxMessage) -> None:
         lease_expires_at=None,
         claimed_by="",
     )
+    log_outbox_action(message=message, action="resend")
     _nudge_on_commit(message.smtp_configuration_id)
 
 
 def message_cancel(*, message: OutboxMessage) -> None:
     """Scheduled, queued or deferred mail is not sent."""
     transition(message, Status.CANCELLED, next_attempt_at=None)
+    log_outbox_action(message=message, action="cancel")
 
 
 def message_delete(*, message: OutboxMessage) -> None:
@@ -320,6 +325,7 @@ def message_delete(*, message: OutboxMessage) -> None:
     if message.status == Status.SENDING:
         raise InvalidTransition(_("The mail is being sent right now; try again in a moment."))
     files = [attachment.file for attachment in message.attachments.all()]
+    log_outbox_action(message=message, action="delete")
     message.delete()
     # Remove files only once the rows are surely gone.
     transaction.on_commit(lambda: [f.storage.delete(f.name) for f in files if f.name])

@@ -5,6 +5,8 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils.translation import gettext as _
 
+from maillog.models import AuditAction
+from maillog.services import diff_fields, log_audit, snapshot
 from smtpconfig.models import SmtpConfiguration
 
 # Fields a user edits; everything else (default flag, timestamps) is managed here.
@@ -26,6 +28,8 @@ EDITABLE_FIELDS = (
     "max_connections",
     "max_messages_per_connection",
 )
+# What the audit trail records (the password only as "changed").
+AUDITED_FIELDS = (*EDITABLE_FIELDS, "is_default")
 
 
 def _apply(configuration: SmtpConfiguration, values: dict) -> list[str]:
@@ -58,6 +62,11 @@ def smtp_configuration_create(*, values: dict, make_default: bool = False) -> Sm
     # then refuses the second, so there is never more than one.
     has_default = SmtpConfiguration.objects.filter(is_default=True).exists()
     configuration.save()
+    log_audit(
+        action=AuditAction.CREATED,
+        obj=configuration,
+        changes=diff_fields({}, snapshot(configuration, AUDITED_FIELDS)),
+    )
     if make_default or not has_default:
         smtp_configuration_set_default(configuration=configuration)
     return configuration
@@ -68,12 +77,17 @@ def smtp_configuration_update(
     *, configuration: SmtpConfiguration, values: dict, make_default: bool = False
 ) -> list[str]:
     """Update a configuration; returns the changed field names (a password shows only as its name)."""
+    # The default flag is recorded by smtp_configuration_set_default itself.
+    before = snapshot(configuration, EDITABLE_FIELDS)
     changed = _apply(configuration, values)
     configuration.full_clean()
     configuration.save()
     if make_default and not configuration.is_default:
         smtp_configuration_set_default(configuration=configuration)
         changed.append("is_default")
+    changes = diff_fields(before, snapshot(configuration, EDITABLE_FIELDS))
+    if changes:
+        log_audit(action=AuditAction.UPDATED, obj=configuration, changes=changes)
     return changed
 
 
@@ -85,8 +99,14 @@ def smtp_configuration_set_default(*, configuration: SmtpConfiguration) -> None:
     SmtpConfiguration.objects.filter(is_default=True).exclude(pk=configuration.pk).update(
         is_default=False
     )
-    SmtpConfiguration.objects.filter(pk=configuration.pk).update(is_default=True)
+    updated = SmtpConfiguration.objects.filter(pk=configuration.pk, is_default=False).update(
+        is_default=True
+    )
     configuration.is_default = True
+    if updated:
+        log_audit(
+            action=AuditAction.UPDATED, obj=configuration, changes={"is_default": [False, True]}
+        )
 
 
 def copy_name(name: str) -> str:
@@ -133,6 +153,7 @@ def smtp_configuration_delete(
             )
             % {"name": configuration.name}
         )
+    log_audit(action=AuditAction.DELETED, obj=configuration)
     try:
         configuration.delete()
     except ProtectedError as exc:

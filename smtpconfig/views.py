@@ -12,6 +12,7 @@ from django.views import View
 from django.views.generic import DetailView
 
 from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
+from maillog.services import log_transport_check
 from smtpconfig import services, transport
 from smtpconfig.filters import SmtpConfigurationFilter
 from smtpconfig.forms import (
@@ -324,6 +325,12 @@ class _TransportCheckView(ConfigurationMixin, View):
         report = None
         if form.is_valid():
             report = self.run_check(configuration, **form.cleaned_data)
+            log_transport_check(
+                configuration=configuration,
+                kind=self.log_kind,
+                report=report,
+                recipient=form.cleaned_data["recipient"],
+            )
             # Verdicts are built from server replies and never contain the password.
             logger.info(
                 "%s of SMTP configuration #%s (%s) by %s: %s",
@@ -339,6 +346,7 @@ class _TransportCheckView(ConfigurationMixin, View):
 class SmtpConfigurationTestView(_TransportCheckView):
     form_class = ConnectionTestForm
     log_name = "Connection test"
+    log_kind = "test"
     title_text = gettext_lazy("Test connection: %(name)s")
 
     def run_check(self, configuration, *, sender, recipient):
@@ -348,6 +356,7 @@ class SmtpConfigurationTestView(_TransportCheckView):
 class SmtpConfigurationTestMailView(_TransportCheckView):
     form_class = TestMailForm
     log_name = "Test mail"
+    log_kind = "test_mail"
     title_text = gettext_lazy("Send test mail: %(name)s")
 
     def run_check(self, configuration, *, sender, recipient):

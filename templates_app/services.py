@@ -19,6 +19,8 @@ from inventory.models import Language
 from inventory.recipients import Recipient
 from mailbox.models import AttachmentType
 from mailbox.services import AttachmentSpec
+from maillog.models import AuditAction, Category
+from maillog.services import CHANGED, diff_fields, log_audit, snapshot
 from templates_app import rendering
 from templates_app.models import AddAttachment, MailTemplate, MailTemplateTranslation
 from templates_app.placeholders import placeholder_names
@@ -169,7 +171,8 @@ def mail_template_create(
     _apply(template, values)
     _validate(template, translations)
     template.save()
-    _save_translations(template, translations)
+    text_changes = _save_translations(template, translations)
+    _audit(template, AuditAction.CREATED, {}, text_changes)
     return template
 
 
@@ -178,11 +181,28 @@ def mail_template_update(
     *, template: MailTemplate, values: Mapping, translations: Mapping[str, Mapping[str, str]]
 ) -> list[str]:
     """Update a template and its texts; returns the names of the changed fields."""
+    before = snapshot(template, EDITABLE_FIELDS)
     changed = _apply(template, values)
     _validate(template, translations)
     template.save()
-    changed += _save_translations(template, translations)
+    text_changes = _save_translations(template, translations)
+    changed += text_changes
+    _audit(template, AuditAction.UPDATED, before, text_changes)
     return changed
+
+
+def _audit(template: MailTemplate, action: str, before: dict, text_changes: list[str]) -> None:
+    # Texts can be long: the trail says which ones changed, not their whole content.
+    changes = diff_fields(before, snapshot(template, EDITABLE_FIELDS))
+    changes.update(dict.fromkeys(text_changes, CHANGED))
+    if changes or action != AuditAction.UPDATED:
+        log_audit(
+            action=action,
+            obj=template,
+            category=Category.TEMPLATE,
+            changes=changes,
+            group=template.owner_group_id,
+        )
 
 
 def _validate(template: MailTemplate, translations) -> None:
@@ -243,6 +263,12 @@ def mail_template_delete(*, template: MailTemplate) -> None:
     users = template_usages(template)
     if users:
         raise _usage_refusal(template, users)
+    log_audit(
+        action=AuditAction.DELETED,
+        obj=template,
+        category=Category.TEMPLATE,
+        group=template.owner_group_id,
+    )
     try:
         template.delete()
     except ProtectedError as exc:

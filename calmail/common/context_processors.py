@@ -18,6 +18,7 @@ class Section:
 
 # One entry per section app; later sections add theirs here.
 SECTIONS = (
+    Section("actions", _("Actions"), "actions:list", "actions.view_action", "calendar-event"),
     Section("mailbox", _("Outbox"), "mailbox:list", "mailbox.view_outboxmessage", "inbox"),
     Section(
         "templates",
@@ -54,6 +55,8 @@ SECTIONS = (
         "inventory.view_customer",
         "rulers",
     ),
+    Section("maillog", _("Log"), "maillog:list", "maillog.view_logentry", "journal-text"),
+    Section("compose", _("Compose"), "compose:new", "compose.send_mail", "pencil-square"),
 )
 
 

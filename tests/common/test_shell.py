@@ -126,8 +126,8 @@ def test_login_administrator_sees_section_in_navbar(client, administrator):
     assert response.status_code == 200
     active = [attrs for attrs in nav_links if "active" in attrs["class"].split()]
     assert active == [{"class": "nav-link active", "href": "/smtp/", "aria-current": "page"}]
-    # Sections are added as apps arrive; the outbox comes first.
-    assert nav_links[0] == {"class": "nav-link", "href": "/outbox/"}
+    # Sections are added as apps arrive; in DESIGN order, actions (5.6.1) come first.
+    assert nav_links[0] == {"class": "nav-link", "href": "/actions/"}
     assert "alice" in _html(response)
 
 
@@ -138,7 +138,7 @@ def test_home_administrator_redirects_to_first_section(client, administrator):
     response = client.get("/")
 
     assert response.status_code == 302
-    assert response["Location"] == "/outbox/"
+    assert response["Location"] == "/actions/"
 
 
 @pytest.mark.django_db

@@ -171,8 +171,11 @@ def test_outbox_link_of_foreign_mail_still_works_without_login(client, mails):
 
 
 @pytest.mark.django_db
-def test_outbox_section_is_first_in_navigation(client_for, viewer):
+def test_outbox_section_follows_actions_in_navigation(client_for, viewer):
     response = client_for(viewer).get("/")
+    sections = client_for(viewer).get(reverse("mailbox:list")).context["nav_sections"]
 
+    # DESIGN order: actions (5.6.1), then the outbox (5.6.2).
     assert response.status_code == 302
-    assert response["Location"] == reverse("mailbox:list")
+    assert response["Location"] == reverse("actions:list")
+    assert [s["key"] for s in sections[:2]] == ["actions", "mailbox"]

@@ -1,0 +1,175 @@
+import datetime as dt
+
+from crispy_forms.layout import Submit
+from django import forms
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from actions.models import Action
+from actions.schedule import LAST
+from calmail.common.forms import CrispyFormMixin
+from inventory.recipients import split_recipient_text
+from inventory.selectors import owner_group_choices
+from smtpconfig.models import SmtpConfiguration
+from templates_app.selectors import visible_templates
+
+DAY_CHOICES = [(str(day), str(day)) for day in range(1, 32)] + [(LAST, _("last"))]
+WEEKDAY_CHOICES = [
+    ("0", _("Monday")),
+    ("1", _("Tuesday")),
+    ("2", _("Wednesday")),
+    ("3", _("Thursday")),
+    ("4", _("Friday")),
+    ("5", _("Saturday")),
+    ("6", _("Sunday")),
+]
+MONTH_CHOICES = [
+    ("1", _("January")),
+    ("2", _("February")),
+    ("3", _("March")),
+    ("4", _("April")),
+    ("5", _("May")),
+    ("6", _("June")),
+    ("7", _("July")),
+    ("8", _("August")),
+    ("9", _("September")),
+    ("10", _("October")),
+    ("11", _("November")),
+    ("12", _("December")),
+]
+RULE_HELP = _(
+    "Empty means any. Day of month, weekday and month combine with AND: days 1-7 with "
+    "Monday means the first Monday of the month (unlike cron, which would take either). "
+    "A day a month lacks (31 April) is skipped, never moved."
+)
+
+
+class ActionForm(CrispyFormMixin, forms.ModelForm):
+    """The action form; the service validates the rule (refusing one that can never fire)
+    and the recipients, and its errors come back onto the fields."""
+
+    days = forms.MultipleChoiceField(
+        label=_("Day of month"), choices=DAY_CHOICES, required=False, help_text=RULE_HELP
+    )
+    weekdays = forms.MultipleChoiceField(
+        label=_("Weekday"), choices=WEEKDAY_CHOICES, required=False
+    )
+    months = forms.MultipleChoiceField(label=_("Month"), choices=MONTH_CHOICES, required=False)
+    time_of_day = forms.TimeField(
+        label=_("Time"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text=_("Local time of the installation; empty = the start's time of day."),
+    )
+    start = forms.DateTimeField(
+        label=_("Start"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    end = forms.DateTimeField(
+        label=_("End"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("Empty = open ended. Start and end on the same day make a one-off action."),
+    )
+    recipients = forms.CharField(
+        label=_("Recipients"),
+        widget=forms.TextInput(),
+        help_text=_(
+            "Users, customers, distribution lists, system addresses or typed addresses, "
+            "separated by commas; type to search."
+        ),
+    )
+
+    class Meta:
+        model = Action
+        fields = (
+            "description",
+            "days",
+            "weekdays",
+            "months",
+            "time_of_day",
+            "start",
+            "end",
+            "recipients",
+            "template",
+            "smtp_configuration",
+            "group",
+            "published",
+            "send_without_attachments",
+        )
+
+    def __init__(self, *args, user, **kwargs):
+        self.user = user
+        instance = kwargs.get("instance")
+        initial = kwargs.setdefault("initial", {})
+        if instance is not None and instance.pk:
+            initial.setdefault("days", [str(d) for d in instance.days])
+            initial.setdefault("weekdays", [str(d) for d in instance.weekdays])
+            initial.setdefault("months", [str(d) for d in instance.months])
+            initial.setdefault("recipients", ", ".join(instance.recipients))
+        else:
+            default = SmtpConfiguration.objects.filter(is_default=True).first()
+            if default is not None:
+                initial.setdefault("smtp_configuration", default.pk)
+            initial.setdefault("start", timezone.localtime().replace(second=0, microsecond=0))
+        super().__init__(*args, **kwargs)
+        self.helper.add_input(
+            Submit("preview", _("Show next runs"), css_class="btn-outline-secondary")
+        )
+
+    def prepare_fields(self):
+        self.fields["template"].queryset = visible_templates(user=self.user).order_by("name")
+        self.fields["group"].queryset = owner_group_choices(user=self.user)
+        for name in ("days", "weekdays", "months"):
+            widget = self.fields[name].widget
+            widget.attrs.update({"size": 8, "data-rule-field": name})
+        for name in ("time_of_day", "start", "end"):
+            self.fields[name].widget.attrs["data-rule-field"] = name
+        self.fields["recipients"].widget.attrs.update(
+            {
+                "data-recipients-search": reverse("inventory:recipient_search"),
+                "list": "action-recipient-options",
+                "autocomplete": "off",
+            }
+        )
+
+    def clean_recipients(self):
+        return split_recipient_text(self.cleaned_data["recipients"])
+
+    def clean(self):
+        cleaned = super().clean()
+        start = cleaned.get("start")
+        if start is not None and cleaned.get("time_of_day") is None:
+            cleaned["time_of_day"] = timezone.localtime(start).time().replace(second=0)
+        return cleaned
+
+    def _post_clean(self):
+        # The service validates and saves (rule, recipients); skip the model's own checks
+        # on the JSON lists, which the form holds as strings until the service parses them.
+        pass
+
+    def service_values(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in self.Meta.fields}
+
+
+class PreviewRuleForm(forms.Form):
+    """The rule part of the form, for the "next runs" endpoint (GET)."""
+
+    days = forms.MultipleChoiceField(choices=DAY_CHOICES, required=False)
+    weekdays = forms.MultipleChoiceField(choices=WEEKDAY_CHOICES, required=False)
+    months = forms.MultipleChoiceField(choices=MONTH_CHOICES, required=False)
+    time_of_day = forms.TimeField(required=False)
+    start = forms.DateTimeField()
+    end = forms.DateTimeField(required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        start = cleaned.get("start")
+        if start is not None and cleaned.get("time_of_day") is None:
+            cleaned["time_of_day"] = timezone.localtime(start).time().replace(second=0)
+        return cleaned
+
+
+def minute(value: dt.datetime) -> dt.datetime:
+    return value.replace(second=0, microsecond=0)

@@ -1,0 +1,82 @@
+"""Reads of actions and runs, and who may see and change which.
+
+Only members of the action's group (with the role's permission) and administrators see
+and manage an action and its runs.
+
+The sent count is counted from the outbox (mails of the action with status sent) rather
+than kept in a counter: the delivery engine marks mails sent from many workers at once,
+and a count derived from those rows is right by construction, with no hook in the engine
+and nothing to drift. It is one grouped subquery per list page, using the outbox's index
+on the action foreign key.
+"""
+
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from actions.models import Action, ActionRun
+from calmail.common.roles import is_administrator
+from mailbox.models import OutboxMessage, Status
+
+VIEW = "actions.view_action"
+ADD = "actions.add_action"
+CHANGE = "actions.change_action"
+DELETE = "actions.delete_action"
+VIEW_RUNS = "actions.view_actionrun"
+
+
+def visible_actions(*, user) -> QuerySet[Action]:
+    if not user.is_authenticated or not user.has_perm(VIEW):
+        return Action.objects.none()
+    if is_administrator(user):
+        return Action.objects.all()
+    return Action.objects.filter(group__in=user.groups.all())
+
+
+def with_sent_count(queryset: QuerySet[Action]) -> QuerySet[Action]:
+    sent = (
+        OutboxMessage.objects.filter(action=OuterRef("pk"), status=Status.SENT)
+        .order_by()
+        .values("action")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return queryset.annotate(sent_count=Coalesce(Subquery(sent, output_field=IntegerField()), 0))
+
+
+def action_list(*, user) -> QuerySet[Action]:
+    return with_sent_count(
+        visible_actions(user=user).select_related("group", "template", "smtp_configuration")
+    )
+
+
+def sent_count(action: Action) -> int:
+    return OutboxMessage.objects.filter(action=action, status=Status.SENT).count()
+
+
+def run_list(*, user, action: Action) -> QuerySet[ActionRun]:
+    if not user.has_perm(VIEW_RUNS) or not visible_actions(user=user).filter(pk=action.pk).exists():
+        return ActionRun.objects.none()
+    return action.runs.all()
+
+
+class ActionRights:
+    """What one user may do with actions, worked out once (a list page asks per row)."""
+
+    def __init__(self, user):
+        self.user = user
+        self.administrator = is_administrator(user)
+        self.group_ids = (
+            set() if self.administrator else set(user.groups.values_list("pk", flat=True))
+        )
+
+    def _owns(self, action: Action) -> bool:
+        return self.administrator or action.group_id in self.group_ids
+
+    def can_change(self, action: Action) -> bool:
+        return self.user.has_perm(CHANGE) and self._owns(action)
+
+    def can_delete(self, action: Action) -> bool:
+        return self.user.has_perm(DELETE) and self._owns(action)
+
+    def can_add(self) -> bool:
+        return self.user.has_perm(ADD)

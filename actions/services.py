@@ -1,0 +1,325 @@
+"""Writes to actions and runs, and the execution of a run.
+
+next_due_at is always recomputed from "now" (strictly after it) when an action is saved,
+published or re-activated, so none of these ever fires a catch-up: an edit at 10:05 of a
+10:00 rule makes tomorrow's 10:00 the next slot.
+"""
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from actions import schedule
+from actions.models import Action, ActionRun, RunStatus, Trigger
+from inventory.recipients import check_selection, resolve_selection
+from mailbox.services import enqueue
+from maillog.models import Level
+from maillog.services import log_scheduler_event
+from templates_app.rendering import TemplateRenderError
+from templates_app.services import render_for_recipient
+
+logger = logging.getLogger(__name__)
+
+# Mails queued per database transaction while a run fans out.
+COMMIT_EVERY = 100
+
+EDITABLE_FIELDS = (
+    "description",
+    "days",
+    "weekdays",
+    "months",
+    "time_of_day",
+    "start",
+    "end",
+    "group",
+    "published",
+    "send_without_attachments",
+    "template",
+    "smtp_configuration",
+    "recipients",
+)
+
+
+def rule_of(action: Action) -> schedule.Rule:
+    return schedule.Rule(
+        time=action.time_of_day,
+        start=action.start,
+        end=action.end,
+        days=schedule.parse_days(action.days),
+        weekdays=schedule.parse_weekdays(action.weekdays),
+        months=schedule.parse_months(action.months),
+    )
+
+
+def compute_next_due(action: Action, *, after: dt.datetime) -> dt.datetime | None:
+    if not action.published:
+        return None
+    slot = schedule.next_slot(rule_of(action), after)
+    return slot.astimezone(dt.UTC) if slot else None
+
+
+def template_users(template) -> list[str]:
+    """For templates_app: the actions that use a template (its delete is refused then)."""
+    return [str(a) for a in Action.objects.filter(template=template).only("description")[:50]]
+
+
+def normalise_rule_values(values: Mapping) -> dict:
+    """Days, weekdays and months as sorted plain lists, as stored."""
+    result = dict(values)
+    if "days" in result:
+        result["days"] = sorted(schedule.parse_days(result["days"]), key=schedule.days_sort_key)
+    if "weekdays" in result:
+        result["weekdays"] = sorted(schedule.parse_weekdays(result["weekdays"]))
+    if "months" in result:
+        result["months"] = sorted(schedule.parse_months(result["months"]))
+    return result
+
+
+def _validate(action: Action, *, user=None) -> None:
+    errors: dict[str, list] = {}
+    try:
+        action.full_clean()
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if action.end is not None and action.start and action.end < action.start:
+        errors.setdefault("end", []).append(_("The end lies before the start."))
+    if not action.recipients:
+        errors.setdefault("recipients", []).append(_("Choose at least one recipient."))
+    elif user is not None:
+        try:
+            check_selection(action.recipients, user=user)
+        except ValidationError as exc:
+            errors.setdefault("recipients", []).extend(exc.messages)
+    if not errors:
+        try:
+            rule = rule_of(action)
+        except ValueError as exc:
+            errors.setdefault("days", []).append(str(exc))
+        else:
+            if not schedule.can_ever_fire(rule):
+                errors.setdefault("__all__", []).append(
+                    _(
+                        "This rule can never fire: no date matches the days of month, "
+                        "weekdays and months together between start and end."
+                    )
+                )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _apply(action: Action, values: Mapping) -> None:
+    for name, value in normalise_rule_values(values).items():
+        if name in EDITABLE_FIELDS:
+            setattr(action, name, value)
+
+
+@transaction.atomic
+def action_create(*, values: Mapping, user=None, now: dt.datetime | None = None) -> Action:
+    """Create an action; ValidationError (per field) when it does not fit or can never fire."""
+    action = Action()
+    _apply(action, values)
+    _validate(action, user=user)
+    action.next_due_at = compute_next_due(action, after=now or timezone.now())
+    action.save()
+    return action
+
+
+@transaction.atomic
+def action_update(
+    *, action: Action, values: Mapping, user=None, now: dt.datetime | None = None
+) -> Action:
+    _apply(action, values)
+    _validate(action, user=user)
+    action.next_due_at = compute_next_due(action, after=now or timezone.now())
+    action.save()
+    return action
+
+
+@transaction.atomic
+def action_set_published(
+    *, action: Action, published: bool, now: dt.datetime | None = None
+) -> Action:
+    """(De)activate; re-activating schedules from now on, never a catch-up."""
+    action.published = published
+    action.next_due_at = compute_next_due(action, after=now or timezone.now())
+    action.save(update_fields=["published", "next_due_at", "updated_at"])
+    return action
+
+
+def copy_description(description: str) -> str:
+    max_length = Action._meta.get_field("description").max_length
+    suffix = f" ({_('copy')})"
+    return description[: max_length - len(suffix)] + suffix
+
+
+@transaction.atomic
+def action_duplicate(*, action: Action, now: dt.datetime | None = None) -> Action:
+    """A copy with every setting, unpublished so it does not send before it is checked."""
+    values = {name: getattr(action, name) for name in EDITABLE_FIELDS}
+    values["description"] = copy_description(action.description)
+    values["published"] = False
+    return action_create(values=values, now=now)
+
+
+@transaction.atomic
+def action_delete(*, action: Action) -> None:
+    action.delete()
+
+
+@transaction.atomic
+def action_run_now(*, action: Action, now: dt.datetime | None = None) -> ActionRun:
+    """A manual run, executed at once by a worker."""
+    from actions.tasks import execute_run
+
+    run = ActionRun.objects.create(
+        action=action, slot=now or timezone.now(), trigger=Trigger.MANUAL
+    )
+    transaction.on_commit(lambda: execute_run.delay(run.pk))
+    return run
+
+
+# --- executing a run ------------------------------------------------------------------------
+
+
+def _claim(run_id: int) -> ActionRun | None:
+    with transaction.atomic():
+        run = (
+            ActionRun.objects.select_for_update()
+            .select_related("action", "action__template", "action__smtp_configuration")
+            .filter(pk=run_id)
+            .first()
+        )
+        # A retried run carries on where it stopped: the idempotency keys skip mails made.
+        if run is None or run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            return None
+        now = timezone.now()
+        if run.trigger != Trigger.MANUAL and not run.action.published:
+            run.status = RunStatus.CANCELLED
+            run.error_message = _("The action was no longer published when the run started.")
+            run.started_at = run.finished_at = now
+            run.save()
+            return None
+        run.status = RunStatus.RUNNING
+        run.started_at = run.started_at or now
+        run.save(update_fields=["status", "started_at"])
+        return run
+
+
+def run_execute(*, run_id: int) -> ActionRun | None:
+    """Resolve the recipients, render the template for each (their language, their report
+    scope) and put one mail per recipient in the outbox, idempotently per (run, recipient).
+
+    Skips are recorded with their reason: references that no longer resolve, and mails
+    that end up without an attachment while the action may not send those.
+    """
+    run = _claim(run_id)
+    if run is None:
+        return None
+    action = run.action
+    queued = failed = 0
+    skipped: list[dict] = []
+    today = timezone.localdate(run.slot)
+    try:
+        resolution = resolve_selection(action.recipients)
+    except ValidationError as exc:
+        resolution = None
+        run.error_message = "; ".join(exc.messages)
+    if resolution is not None:
+        skipped += [{"recipient": s.label, "reason": str(s.reason)} for s in resolution.skipped]
+        recipients = resolution.recipients
+        for first in range(0, len(recipients), COMMIT_EVERY):
+            # One commit per chunk, not per mail: a large fan-out spends less time waiting
+            # for the database. Each mail still has its own savepoint inside enqueue(), and
+            # a crash mid-chunk is redone by the retry (idempotency keys).
+            with transaction.atomic():
+                for recipient in recipients[first : first + COMMIT_EVERY]:
+                    outcome = _send_one(run=run, action=action, recipient=recipient, today=today)
+                    if outcome is None:
+                        queued += 1
+                    else:
+                        failed += outcome[0] == "failed"
+                        skipped.append({"recipient": recipient.email, "reason": outcome[1]})
+    run.queued_count = queued
+    run.failed_count = failed
+    run.skipped_count = len(skipped) - failed
+    run.skipped = skipped
+    run.status = RunStatus.FAILED if resolution is None else RunStatus.DONE
+    run.finished_at = timezone.now()
+    run.save()
+    log_scheduler_event(
+        message=gettext_noop(
+            "Run of %(action)s (%(trigger)s, slot %(slot)s): %(queued)s mail(s) queued, "
+            "%(skipped)s skipped, %(failed)s failed."
+        ),
+        level=Level.WARNING if (skipped or run.error_message) else Level.INFO,
+        params={
+            "action": action.description,
+            "trigger": run.trigger,
+            "slot": run.slot.isoformat(),
+            "queued": run.queued_count,
+            "skipped": run.skipped_count,
+            "failed": run.failed_count,
+        },
+        # The reasons, as in the run history (bounded: a fan-out may skip thousands).
+        details={"skipped": skipped[:200], "error": run.error_message},
+        obj=action,
+        group=action.group_id,
+        actor=None,
+    )
+    return run
+
+
+def idempotency_key(run_id: int, email: str) -> str:
+    key = f"run:{run_id}:{email.lower()}"
+    # The outbox column holds 200 characters; an address can be longer.
+    return (
+        key
+        if len(key) <= 200
+        else f"run:{run_id}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    )
+
+
+def _send_one(*, run: ActionRun, action: Action, recipient, today) -> tuple[str, str] | None:
+    try:
+        rendered = render_for_recipient(template=action.template, recipient=recipient, today=today)
+    except TemplateRenderError as exc:
+        return ("failed", str(exc))
+    if not rendered.has_attachment and not action.send_without_attachments:
+        reason = rendered.attachment_skipped or _("the mail has no attachment")
+        return (
+            "skipped",
+            _("not sent without an attachment: %(reason)s") % {"reason": reason},
+        )
+    try:
+        with transaction.atomic():
+            enqueue(
+                # enqueue() takes bare addresses; the owner column names the person.
+                to=[recipient.email],
+                subject=rendered.subject,
+                body_html=rendered.body_html,
+                body_text=rendered.body_text,
+                from_email=rendered.from_email,
+                from_name=rendered.from_name,
+                attachments=rendered.attachments,
+                attachment_type=rendered.attachment_type,
+                smtp_configuration=action.smtp_configuration,
+                source="action",
+                source_label=action.description,
+                action=action,
+                address_type=str(recipient.address_type),
+                recipient_owner=recipient.owner,
+                export_type=rendered.export_type,
+                parameters=rendered.parameters,
+                owner_group=action.group,
+                idempotency_key=idempotency_key(run.pk, recipient.email),
+            )
+    except ValidationError as exc:
+        return ("failed", "; ".join(exc.messages))
+    return None

@@ -1,0 +1,274 @@
+"""Scheduler benchmark: tick cost against the number of actions, and one run's fan-out.
+
+    python bench/scheduler.py [--small 1000] [--large 100000] [--customers 5000]
+
+1. A throwaway database: a new PostgreSQL database when DATABASE_URL points to PostgreSQL
+   (dropped at the end), else a temporary SQLite file; migrations applied.
+2. Tick cost: --small actions of which 10 are due, then --large; each figure is the median
+   of 7 ticks (actions.scheduler.tick, the beat task's body, without dispatching), the 10
+   due actions reset before each. The target is O(due actions): a ratio near 1.
+3. Fan-out: an action to --customers customers, each with an overdue instrument, so each
+   mail carries an Excel report of its own. The run (actions.services.run_execute, the
+   worker task's body) executes in a child process; the time until every mail is queued
+   in the outbox, and the child's peak resident memory, are printed.
+
+Timings are printed, never asserted. The last line is
+``scheduler: tick T ms at 100000 actions, ratio 100k/1k R; fanout 5000 in S s, peak M MB``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    REPO_ROOT,
+    is_postgres,
+    say,
+    set_environment,
+    setup_django,
+    throwaway_postgres,
+)
+
+DUE = 10
+ROUNDS = 7
+
+
+def base_objects():
+    from django.contrib.auth.models import Group
+
+    from smtpconfig.models import SmtpConfiguration
+    from templates_app.models import MailTemplate
+
+    group = Group.objects.create(name="Bench team")
+    configuration = SmtpConfiguration.objects.create(
+        name="Bench", host="127.0.0.1", port=2525, security="none", from_email="bench@example.com"
+    )
+    template = MailTemplate.objects.create(
+        name="Bench reminder",
+        template_type="inventory",
+        report="instruments_due",
+        due_filter="due_overdue",
+        due_window_days=30,
+        add_attachment="report",
+        export_type="excel",
+        attachment_type="file",
+        default_language="de",
+        from_email="labor@example.com",
+    )
+    template.translations.create(
+        language="de",
+        subject="Fällige Prüfmittel für {{ recipient.name }}",
+        body_html="<p>Guten Tag {{ recipient.name }},</p><p>{{ count }} Prüfmittel sind fällig.</p>",
+    )
+    return group, configuration, template
+
+
+def add_actions(count: int, *, start_index: int, objects, future: dt.datetime) -> None:
+    from actions.models import Action
+
+    group, configuration, template = objects
+    batch = []
+    for index in range(start_index, start_index + count):
+        batch.append(
+            Action(
+                description=f"Bench action {index}",
+                time_of_day=dt.time(7),
+                start=future - dt.timedelta(days=400),
+                group=group,
+                template=template,
+                smtp_configuration=configuration,
+                recipients=["ops@example.com"],
+                # Spread over the next year, like real schedules.
+                next_due_at=future + dt.timedelta(minutes=index % 525_600),
+            )
+        )
+        if len(batch) == 5000:
+            Action.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        Action.objects.bulk_create(batch)
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+def measure_tick(due_ids: list[int], slot: dt.datetime) -> float:
+    from actions.models import Action, ActionRun
+    from actions.scheduler import tick
+
+    timings = []
+    for _round in range(ROUNDS):
+        ActionRun.objects.all().delete()
+        Action.objects.filter(pk__in=due_ids).update(next_due_at=slot)
+        started = time.perf_counter()
+        made = tick(now=slot + dt.timedelta(seconds=5), dispatch=False)
+        timings.append((time.perf_counter() - started) * 1000)
+        if len(made) != len(due_ids):
+            raise SystemExit(f"tick made {len(made)} runs, expected {len(due_ids)}")
+    return statistics.median(timings)
+
+
+def prepare_fanout(customers: int, objects) -> int:
+    from django.utils import timezone
+
+    from actions.models import Action, ActionRun, Trigger
+    from inventory.models import Customer, CustomerContact, Instrument
+
+    group, configuration, template = objects
+    today = timezone.localdate()
+    Customer.objects.bulk_create(
+        Customer(number=f"B{n:06d}", name=f"Bench Kunde {n} GmbH", language="de")
+        for n in range(customers)
+    )
+    ids = list(Customer.objects.filter(number__startswith="B").values_list("pk", flat=True))
+    CustomerContact.objects.bulk_create(
+        CustomerContact(customer_id=pk, email=f"labor{pk}@kunde.example") for pk in ids
+    )
+    Instrument.objects.bulk_create(
+        Instrument(
+            inventory_number=f"BINV-{pk:07d}",
+            description="Digitalmultimeter",
+            manufacturer="Fluke",
+            model="87V",
+            customer_id=pk,
+            last_calibration=today - dt.timedelta(days=400),
+            calibration_interval_months=12,
+            next_due_date=today - dt.timedelta(days=35),
+        )
+        for pk in ids
+    )
+    action = Action.objects.create(
+        description="Bench fan-out",
+        time_of_day=dt.time(7),
+        start=timezone.now() - dt.timedelta(days=1),
+        group=group,
+        template=template,
+        smtp_configuration=configuration,
+        recipients=[f"customer:{pk}" for pk in ids],
+    )
+    return ActionRun.objects.create(action=action, slot=timezone.now(), trigger=Trigger.MANUAL).pk
+
+
+def fanout_child(run_id: int) -> None:
+    setup_django()
+    from actions.services import run_execute
+
+    started = time.perf_counter()
+    run = run_execute(run_id=run_id)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mb": peak,
+                "queued": run.queued_count,
+                "skipped": run.skipped_count,
+                "failed": run.failed_count,
+            }
+        )
+    )
+
+
+def run(options) -> None:
+    setup_django()
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from actions.models import Action
+
+    call_command("migrate", verbosity=0)
+    objects = base_objects()
+    # Today's 07:00 is the due slot of the 10 due actions (their rule: daily at 07:00).
+    slot = timezone.localtime().replace(hour=7, minute=0, second=0, microsecond=0)
+    future = slot + dt.timedelta(days=1)
+
+    add_actions(options.small - DUE, start_index=0, objects=objects, future=future)
+    add_actions(DUE, start_index=options.small, objects=objects, future=future)
+    due_ids = list(Action.objects.order_by("-pk").values_list("pk", flat=True)[:DUE])
+    analyze()
+    small_ms = measure_tick(due_ids, slot)
+    say(f"tick with {options.small} actions ({DUE} due): {small_ms:.1f} ms (median of {ROUNDS})")
+
+    add_actions(options.large - options.small, start_index=10**7, objects=objects, future=future)
+    analyze()
+    large_ms = measure_tick(due_ids, slot)
+    ratio = large_ms / small_ms if small_ms else float("inf")
+    say(f"tick with {options.large} actions ({DUE} due): {large_ms:.1f} ms (median of {ROUNDS})")
+    say(f"ratio {options.large}/{options.small}: {ratio:.2f} (target <= 1.5, <= 50 ms)")
+
+    run_id = prepare_fanout(options.customers, objects)
+    result = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, __file__, "--fanout-child", str(run_id)],
+        cwd=REPO_ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"The fan-out run failed:\n{result.stderr[-3000:]}")
+    fanout = json.loads(result.stdout.strip().splitlines()[-1])
+    say(
+        f"fan-out to {options.customers} customers: {fanout['queued']} queued, "
+        f"{fanout['skipped']} skipped, {fanout['failed']} failed in {fanout['seconds']:.1f} s, "
+        f"peak {fanout['peak_mb']:.0f} MB (target <= 60 s, <= 300 MB)"
+    )
+    say(
+        f"scheduler: tick {large_ms:.1f} ms at {options.large} actions, ratio 100k/1k "
+        f"{ratio:.2f}; fanout {options.customers} in {fanout['seconds']:.1f} s, "
+        f"peak {fanout['peak_mb']:.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--fanout-child", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.fanout_child:
+        fanout_child(options.fanout_child)
+        return
+
+    source_url = os.environ.get("DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="calmail-bench-scheduler-") as var_dir:
+        if is_postgres(source_url):
+            with throwaway_postgres(source_url) as database_url:
+                set_environment(
+                    database_url=database_url,
+                    broker_url="memory://",
+                    var_dir=Path(var_dir),
+                    settings_module="calmail.settings",
+                )
+                run(options)
+        else:
+            set_environment(
+                database_url=f"sqlite:///{Path(var_dir) / 'bench.sqlite3'}",
+                broker_url="memory://",
+                var_dir=Path(var_dir),
+                settings_module="calmail.settings",
+            )
+            run(options)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Reads for composing: a user's drafts and what the user may pick in the form."""
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from compose.models import Draft
+from smtpconfig.models import SmtpConfiguration
+from smtpconfig.selectors import smtp_configuration_list
+from templates_app.models import MailTemplate
+from templates_app.selectors import visible_templates
+
+
+def draft_list(*, user) -> QuerySet[Draft]:
+    """A user's own drafts: nobody else sees them, administrators included."""
+    return Draft.objects.filter(owner=user)
+
+
+def draft_get(*, user, pk: int) -> Draft:
+    """The user's draft with its attachments, or 404 (also for another user's draft)."""
+    return get_object_or_404(draft_list(user=user).prefetch_related("attachments"), pk=pk)
+
+
+def usable_configurations(*, user) -> QuerySet[SmtpConfiguration]:
+    return smtp_configuration_list(user=user).order_by("-is_default", "name")
+
+
+def usable_templates(*, user) -> QuerySet[MailTemplate]:
+    return visible_templates(user=user).order_by("name")

@@ -1,0 +1,49 @@
+"""Reads of the log: which entries and delivery attempts a user may see."""
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q, QuerySet
+
+from calmail.common.roles import is_administrator, team_groups
+from maillog.models import LogEntry
+
+VIEW_PERMISSION = "maillog.view_logentry"
+
+
+def _smtp_configuration_type() -> ContentType:
+    # Cached by ContentType's manager: no query per page view.
+    return ContentType.objects.get_by_natural_key("smtpconfig", "smtpconfiguration")
+
+
+def log_entry_list(*, user) -> QuerySet[LogEntry]:
+    """Administrators see every entry. Others with the view permission see the entries of
+    their team groups and of their own actions, except audit entries about SMTP
+    configurations (administrators only: they name servers and accounts)."""
+    if not user.is_authenticated or not user.has_perm(VIEW_PERMISSION):
+        return LogEntry.objects.none()
+    entries = LogEntry.objects.all()
+    if is_administrator(user):
+        return entries
+    return entries.filter(Q(group__in=team_groups(user)) | Q(actor=user)).exclude(
+        ~Q(audit_action=""), content_type=_smtp_configuration_type()
+    )
+
+
+def log_entries_for(*, user, obj) -> QuerySet[LogEntry]:
+    """The visible entries about one object (newest first)."""
+    return log_entry_list(user=user).filter(
+        content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
+        object_id=obj.pk,
+    )
+
+
+def delivery_attempt_list(*, user):
+    """Delivery attempts of the outbox mails the user may see."""
+    from mailbox.models import DeliveryAttempt
+    from mailbox.selectors import outbox_message_list
+
+    if not user.is_authenticated or not user.has_perm(VIEW_PERMISSION):
+        return DeliveryAttempt.objects.none()
+    attempts = DeliveryAttempt.objects.all()
+    if is_administrator(user):
+        return attempts
+    return attempts.filter(message__in=outbox_message_list(user=user).values("pk"))
