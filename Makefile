@@ -38,7 +38,7 @@ help:
 	make migrations-check  fail if a model change lacks its migration
 	make messages          update locale/de/LC_MESSAGES/django.po and compile it
 	make vendor            refresh static/vendor/ from the npm registry
-	make bench             delivery, outbox-list and report-export benchmarks (bench/README.md)
+	make bench             delivery, outbox/log list, report, scheduler benchmarks (bench/README.md)
 	EOF
 
 $(PY):
@@ -138,11 +138,15 @@ vendor:
 DELIVERY_ARGS ?=
 LIST_ARGS ?=
 REPORTS_ARGS ?=
+SCHEDULER_ARGS ?=
+LOG_ARGS ?=
 bench: $(DEV_STAMP)
 	$(PY) bench/delivery.py $(DELIVERY_ARGS)
 	$(PY) bench/reports.py $(REPORTS_ARGS)
 	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then
 	  $(PY) bench/outbox_list.py $(LIST_ARGS)
+	  $(PY) bench/scheduler.py $(SCHEDULER_ARGS)
+	  $(PY) bench/log_list.py $(LOG_ARGS)
 	else
-	  echo "bench/outbox_list.py skipped: it needs DATABASE_URL=postgres://..." >&2
+	  echo "bench/outbox_list.py, scheduler.py, log_list.py skipped: they need DATABASE_URL=postgres://..." >&2
 	fi
