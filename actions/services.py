@@ -231,6 +231,21 @@ def run_execute(*, run_id: int) -> ActionRun | None:
     except ValidationError as exc:
         resolution = None
         run.error_message = "; ".join(exc.messages)
+    log_scheduler_event(
+        message=gettext_noop(
+            "Run of %(action)s started (%(trigger)s, slot %(slot)s) for %(recipients)s recipient(s)."
+        ),
+        level=Level.INFO,
+        params={
+            "action": action.description,
+            "trigger": run.trigger,
+            "slot": run.slot.isoformat(),
+            "recipients": len(resolution.recipients) if resolution is not None else 0,
+        },
+        obj=action,
+        group=action.group_id,
+        actor=None,
+    )
     if resolution is not None:
         skipped += [{"recipient": s.label, "reason": str(s.reason)} for s in resolution.skipped]
         recipients = resolution.recipients

@@ -122,6 +122,18 @@ def test_run_is_written_to_the_log_with_skip_reasons(make_action):
 
     services.run_execute(run_id=run.pk)
 
-    entry = LogEntry.objects.get(category="scheduler", object_id=action.pk)
-    assert (entry.level, entry.params["queued"], entry.params["skipped"]) == ("warning", 0, 1)
-    assert [s["recipient"] for s in entry.details["skipped"]] == ["leer@kunde.example"]
+    started, finished = LogEntry.objects.filter(category="scheduler", object_id=action.pk).order_by(
+        "id"
+    )
+    assert (started.level, started.params["trigger"], started.params["recipients"]) == (
+        "info",
+        "manual",
+        1,
+    )
+    assert started.message.startswith("Run of %(action)s started")
+    assert (finished.level, finished.params["queued"], finished.params["skipped"]) == (
+        "warning",
+        0,
+        1,
+    )
+    assert [s["recipient"] for s in finished.details["skipped"]] == ["leer@kunde.example"]
