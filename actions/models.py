@@ -40,6 +40,9 @@ class Action(models.Model):
     # Tokens of inventory.recipients ("user:12", "customer:5", "list:3", "system:2", addresses).
     recipients = models.JSONField(_("recipients"), default=list)
     next_due_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
+    # Sent mails of this action that the outbox retention has deleted: the sent count is
+    # this plus the sent mails still in the outbox, so it stays a lifetime count.
+    purged_sent_count = models.PositiveIntegerField(_("sent, purged from the outbox"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
 

@@ -7,10 +7,12 @@ The sent count is counted from the outbox (mails of the action with status sent)
 than kept in a counter: the delivery engine marks mails sent from many workers at once,
 and a count derived from those rows is right by construction, with no hook in the engine
 and nothing to drift. It is one grouped subquery per list page, using the outbox's index
-on the action foreign key.
+on the action foreign key. The outbox retention deletes old mail; the sent mails it
+deletes are added to Action.purged_sent_count in the same transaction, so the count is
+purged + live and never drops.
 """
 
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from actions.models import Action, ActionRun
@@ -40,7 +42,9 @@ def with_sent_count(queryset: QuerySet[Action]) -> QuerySet[Action]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return queryset.annotate(sent_count=Coalesce(Subquery(sent, output_field=IntegerField()), 0))
+    return queryset.annotate(
+        sent_count=F("purged_sent_count") + Coalesce(Subquery(sent, output_field=IntegerField()), 0)
+    )
 
 
 def action_list(*, user) -> QuerySet[Action]:
@@ -50,7 +54,11 @@ def action_list(*, user) -> QuerySet[Action]:
 
 
 def sent_count(action: Action) -> int:
-    return OutboxMessage.objects.filter(action=action, status=Status.SENT).count()
+    return (
+        with_sent_count(Action.objects.filter(pk=action.pk))
+        .values_list("sent_count", flat=True)
+        .get()
+    )
 
 
 def run_list(*, user, action: Action) -> QuerySet[ActionRun]:

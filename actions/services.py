@@ -12,13 +12,16 @@ from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from actions import schedule
 from actions.models import Action, ActionRun, RunStatus, Trigger
+from inventory.models import Customer
 from inventory.recipients import check_selection, resolve_selection
+from inventory.selectors import ScopeKind
 from mailbox.services import enqueue
 from maillog.models import Level
 from maillog.services import log_scheduler_event
@@ -223,6 +226,8 @@ def run_execute(*, run_id: int) -> ActionRun | None:
     if run is None:
         return None
     action = run.action
+    # The template's texts once for the whole fan-out, not once per recipient.
+    prefetch_related_objects([action.template], "translations")
     queued = failed = 0
     skipped: list[dict] = []
     today = timezone.localdate(run.slot)
@@ -253,9 +258,17 @@ def run_execute(*, run_id: int) -> ActionRun | None:
             # One commit per chunk, not per mail: a large fan-out spends less time waiting
             # for the database. Each mail still has its own savepoint inside enqueue(), and
             # a crash mid-chunk is redone by the retry (idempotency keys).
+            chunk = recipients[first : first + COMMIT_EVERY]
+            customers = _customer_details(chunk)
             with transaction.atomic():
-                for recipient in recipients[first : first + COMMIT_EVERY]:
-                    outcome = _send_one(run=run, action=action, recipient=recipient, today=today)
+                for recipient in chunk:
+                    outcome = _send_one(
+                        run=run,
+                        action=action,
+                        recipient=recipient,
+                        today=today,
+                        details=_details_of(recipient, customers),
+                    )
                     if outcome is None:
                         queued += 1
                     else:
@@ -301,9 +314,30 @@ def idempotency_key(run_id: int, email: str) -> str:
     )
 
 
-def _send_one(*, run: ActionRun, action: Action, recipient, today) -> tuple[str, str] | None:
+def _customer_details(recipients) -> dict[int, dict]:
+    """The placeholder data of the chunk's customers, in one query."""
+    ids = {r.scope.id for r in recipients if r.scope.kind == ScopeKind.CUSTOMER}
+    if not ids:
+        return {}
+    rows = Customer.objects.filter(pk__in=ids).values("pk", "number", "name", "city")
+    return {row.pop("pk"): row for row in rows}
+
+
+def _details_of(recipient, customers: dict[int, dict]) -> dict | None:
+    """As templates_app.selectors.recipient_details for a customer; None (let the
+    renderer look it up) for anyone else."""
+    if recipient.scope.kind != ScopeKind.CUSTOMER:
+        return None
+    return {"customer": dict(customers.get(recipient.scope.id, {})), "user": {}}
+
+
+def _send_one(
+    *, run: ActionRun, action: Action, recipient, today, details: dict | None = None
+) -> tuple[str, str] | None:
     try:
-        rendered = render_for_recipient(template=action.template, recipient=recipient, today=today)
+        rendered = render_for_recipient(
+            template=action.template, recipient=recipient, today=today, details=details
+        )
     except TemplateRenderError as exc:
         return ("failed", str(exc))
     if not rendered.has_attachment and not action.send_without_attachments:
@@ -313,28 +347,28 @@ def _send_one(*, run: ActionRun, action: Action, recipient, today) -> tuple[str,
             _("not sent without an attachment: %(reason)s") % {"reason": reason},
         )
     try:
-        with transaction.atomic():
-            enqueue(
-                # enqueue() takes bare addresses; the owner column names the person.
-                to=[recipient.email],
-                subject=rendered.subject,
-                body_html=rendered.body_html,
-                body_text=rendered.body_text,
-                from_email=rendered.from_email,
-                from_name=rendered.from_name,
-                attachments=rendered.attachments,
-                attachment_type=rendered.attachment_type,
-                smtp_configuration=action.smtp_configuration,
-                source="action",
-                source_label=action.description,
-                action=action,
-                address_type=str(recipient.address_type),
-                recipient_owner=recipient.owner,
-                export_type=rendered.export_type,
-                parameters=rendered.parameters,
-                owner_group=action.group,
-                idempotency_key=idempotency_key(run.pk, recipient.email),
-            )
+        # enqueue() is atomic itself (a savepoint inside the run's chunk).
+        enqueue(
+            # enqueue() takes bare addresses; the owner column names the person.
+            to=[recipient.email],
+            subject=rendered.subject,
+            body_html=rendered.body_html,
+            body_text=rendered.body_text,
+            from_email=rendered.from_email,
+            from_name=rendered.from_name,
+            attachments=rendered.attachments,
+            attachment_type=rendered.attachment_type,
+            smtp_configuration=action.smtp_configuration,
+            source="action",
+            source_label=action.description,
+            action=action,
+            address_type=str(recipient.address_type),
+            recipient_owner=recipient.owner,
+            export_type=rendered.export_type,
+            parameters=rendered.parameters,
+            owner_group=action.group,
+            idempotency_key=idempotency_key(run.pk, recipient.email),
+        )
     except ValidationError as exc:
         return ("failed", "; ".join(exc.messages))
     return None

@@ -29,18 +29,12 @@ from actions.selectors import (
     visible_actions,
 )
 from actions.tables import ActionRunTable, ActionTable
+from calmail.common.forms import add_service_errors
 from calmail.common.lists import CalmailListView
+from calmail.common.sections import SectionFormView, SectionObjectMixin
 
 LIST_TITLE = gettext_lazy("Actions")
 PREVIEW_COUNT = 10
-
-
-def _add_service_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for name, errors in exc.message_dict.items():
-        form.add_error(name if name in form.fields else None, errors)
 
 
 def next_runs(values: dict, *, count: int = PREVIEW_COUNT) -> tuple[list[dt.datetime], str]:
@@ -86,10 +80,11 @@ class ActionListView(CalmailListView):
         return action_list(user=self.request.user)
 
 
-class ActionMixin(PermissionRequiredMixin):
+class ActionMixin(SectionObjectMixin):
     """Loads the action from the URL, limited to those the user may see (else 404)."""
 
-    raise_exception = True
+    list_url_name = "actions:list"
+    list_title = LIST_TITLE
 
     def get_action(self) -> Action:
         try:
@@ -103,17 +98,14 @@ class ActionMixin(PermissionRequiredMixin):
             raise PermissionDenied(_("Only members of the action's group can change it."))
         return action
 
-    def base_context(self, **extra):
-        return {"list_url": reverse("actions:list"), "list_title": LIST_TITLE, **extra}
 
-
-class ActionFormView(ActionMixin, View):
+class ActionFormView(ActionMixin, SectionFormView):
     """Create (no pk) and edit (pk). "Preview" re-renders the form with the next runs."""
 
     template_name = "actions/form.html"
 
-    def get_permission_required(self):
-        return (CHANGE,) if "pk" in self.kwargs else (ADD,)
+    add_permission = ADD
+    change_permission = CHANGE
 
     def get_form(self, data=None):
         instance = self.get_changeable_action() if "pk" in self.kwargs else Action()
@@ -173,7 +165,7 @@ class ActionFormView(ActionMixin, View):
                 action = services.action_create(values=form.service_values(), user=request.user)
                 messages.success(request, _("%(name)s created.") % {"name": action.description})
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_service_errors(form, exc)
             return self.render_form(form, slots=[])
         return redirect("actions:list")
 
@@ -204,18 +196,14 @@ class ConfirmView(ActionMixin, View):
         return self.get_changeable_action()
 
     def render_page(self, action, refusal=None):
-        return render(
-            self.request,
-            "common/confirm.html",
-            self.base_context(
-                title=self.get_title(action),
-                question=self.get_question(action),
-                refusal=refusal,
-                blocked=bool(refusal),
-                danger=self.danger,
-                confirm_label=self.get_confirm_label(action),
-                cancel_url=reverse("actions:list"),
-            ),
+        return self.render_confirm_page(
+            title=self.get_title(action),
+            question=self.get_question(action),
+            refusal=refusal,
+            blocked=bool(refusal),
+            danger=self.danger,
+            confirm_label=self.get_confirm_label(action),
+            cancel_url=reverse("actions:list"),
         )
 
     def get_title(self, action):

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from calmail.common.html import sanitise_body_html
 from compose.models import Draft, DraftAttachment, SendMode
 from inventory.recipients import Recipient, Resolution, resolve_selection
 from mailbox.models import OutboxMessage, Source
@@ -98,8 +99,6 @@ def draft_remove_attachments(*, draft: Draft, ids: Sequence[int]) -> None:
 def draft_save(*, owner, draft: Draft | None, values: dict) -> Draft:
     """Create or update a draft with the given field values, valid or not (a draft keeps
     what was typed; the checks run on preview and send)."""
-    from mailbox.views import sanitise_body_html
-
     if draft is None:
         draft = Draft(owner=owner)
     if values.get("body_html"):
@@ -212,8 +211,6 @@ def draft_send(*, draft: Draft, user, plan: Plan | None = None) -> tuple[str, li
     """Put the draft's mails in the outbox (one per To recipient or one for all), then
     delete the draft. Returns the batch id (stored in each mail's parameters, so the
     outbox can be filtered to them) and the mails. Raises ValidationError per field."""
-    from mailbox.views import sanitise_body_html
-
     if plan is None:
         plan = plan_mails(to=draft.to, cc=draft.cc, bcc=draft.bcc, mode=draft.send_mode)
     attachments = [

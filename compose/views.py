@@ -5,24 +5,23 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.decorators import method_decorator
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.generic import ListView
 
+from calmail.common.forms import add_service_errors
+from calmail.common.html import body_frame_response, sanitise_body_html
 from compose import selectors, services
 from compose.forms import ComposeForm, initial_for_new, initial_from_draft
 from compose.models import Draft
 from inventory.recipients import resolve_selection
 from mailbox.models import Source
-from mailbox.views import BODY_FRAME_POLICY, sanitise_body_html
 from templates_app.rendering import TemplateRenderError
 
 PERMISSION = "compose.send_mail"
@@ -34,14 +33,6 @@ class ComposeMixin(PermissionRequiredMixin):
     def get_draft(self) -> Draft | None:
         pk = self.kwargs.get("pk")
         return None if pk is None else selectors.draft_get(user=self.request.user, pk=pk)
-
-
-def _apply_errors(form: ComposeForm, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -167,7 +158,7 @@ def _checked(request, draft):
     try:
         plan = services.plan_mails(to=draft.to, cc=draft.cc, bcc=draft.bcc, mode=draft.send_mode)
     except ValidationError as exc:
-        _apply_errors(form, exc)
+        add_service_errors(form, exc)
         return form, None
     return form, plan
 
@@ -222,15 +213,7 @@ class DraftBodyView(ComposeMixin, View):
         draft = self.get_draft()
         if not draft.body_html.strip():
             raise Http404(_("This mail has no text yet."))
-        content = render_to_string(
-            "mailbox/body_frame.html",
-            {"title": draft.subject, "body": mark_safe(sanitise_body_html(draft.body_html))},  # noqa: S308 (sanitised by nh3)
-        )
-        response = HttpResponse(content, content_type="text/html; charset=utf-8")
-        response["Content-Security-Policy"] = BODY_FRAME_POLICY
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return body_frame_response(title=draft.subject, html=draft.body_html)
 
 
 class SendView(ComposeMixin, View):
@@ -242,7 +225,7 @@ class SendView(ComposeMixin, View):
         try:
             batch, mails = services.draft_send(draft=draft, user=request.user, plan=plan)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            add_service_errors(form, exc)
             return _form_with_errors(request, form, draft)
         messages.success(
             request,

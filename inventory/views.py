@@ -1,8 +1,7 @@
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
@@ -10,7 +9,16 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
+from calmail.common.forms import add_service_errors
+from calmail.common.lists import CalmailListView
+from calmail.common.sections import (
+    SectionBulkView,
+    SectionDeleteView,
+    SectionDuplicateView,
+    SectionFormView,
+    SectionObjectMixin,
+    bulk_delete_action,
+)
 from inventory import services
 from inventory.filters import (
     CustomerFilter,
@@ -44,38 +52,13 @@ INSTRUMENTS_TITLE = gettext_lazy("Instruments")
 MAX_SEARCH_LIMIT = 50
 
 
-def _add_service_errors(form, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on its field if the form has one."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
-
-
-def _bulk_delete(service, keyword: str):
-    def run(objects, user):
-        done, refused = 0, []
-        for obj in objects:
-            try:
-                service(**{keyword: obj})
-            except ValidationError as exc:
-                refused.append((obj, " ".join(exc.messages)))
-            else:
-                done += 1
-        return BulkResult(done=done, refused=refused)
-
-    return run
-
-
 # --- distribution lists -------------------------------------------------------------------
 
 LIST_BULK_ACTIONS = {
-    "delete": BulkAction(
-        label=gettext_lazy("Delete"),
+    "delete": bulk_delete_action(
+        service=services.distribution_list_delete,
+        keyword="distribution_list",
         permission="inventory.delete_distributionlist",
-        run=_bulk_delete(services.distribution_list_delete, "distribution_list"),
-        danger=True,
         done_message=ngettext_lazy(
             "%(count)d distribution list deleted.", "%(count)d distribution lists deleted.", "count"
         ),
@@ -99,9 +82,8 @@ class DistributionListListView(CalmailListView):
         return distribution_list_list(user=self.request.user)
 
 
-class DistributionListBulkView(PermissionRequiredMixin, BulkActionView):
+class DistributionListBulkView(SectionBulkView):
     permission_required = "inventory.view_distributionlist"
-    raise_exception = True
     bulk_actions = LIST_BULK_ACTIONS
     list_url_name = "inventory:distributionlist_list"
 
@@ -109,22 +91,14 @@ class DistributionListBulkView(PermissionRequiredMixin, BulkActionView):
         return visible_distribution_lists(user=self.request.user)
 
 
-class DistributionListMixin(PermissionRequiredMixin):
+class DistributionListMixin(SectionObjectMixin):
     """Loads the list from the URL, limited to the lists the user may see (else 404)."""
 
-    raise_exception = True
+    list_url_name = "inventory:distributionlist_list"
+    list_title = LISTS_TITLE
 
     def get_distribution_list(self) -> DistributionList:
-        return get_object_or_404(
-            visible_distribution_lists(user=self.request.user), pk=self.kwargs["pk"]
-        )
-
-    def base_context(self, **extra):
-        return {
-            "list_url": reverse("inventory:distributionlist_list"),
-            "list_title": LISTS_TITLE,
-            **extra,
-        }
+        return self.object_from_url(visible_distribution_lists(user=self.request.user))
 
 
 class DistributionListDetailView(DistributionListMixin, View):
@@ -147,13 +121,11 @@ class DistributionListDetailView(DistributionListMixin, View):
         )
 
 
-class DistributionListFormView(DistributionListMixin, View):
+class DistributionListFormView(DistributionListMixin, SectionFormView):
     """Create (no pk) and edit (pk): the same form, the matching service."""
 
-    def get_permission_required(self):
-        if "pk" in self.kwargs:
-            return ("inventory.change_distributionlist",)
-        return ("inventory.add_distributionlist",)
+    add_permission = "inventory.add_distributionlist"
+    change_permission = "inventory.change_distributionlist"
 
     def get_form(self, data=None, distribution_list=None):
         return DistributionListForm(
@@ -169,7 +141,7 @@ class DistributionListFormView(DistributionListMixin, View):
             if distribution_list
             else _("New distribution list")
         )
-        return render(self.request, "common/form.html", self.base_context(form=form, title=title))
+        return self.render_form_page(form, title)
 
     def get(self, request, **kwargs):
         distribution_list = self.get_distribution_list() if "pk" in kwargs else None
@@ -195,89 +167,55 @@ class DistributionListFormView(DistributionListMixin, View):
                         request, _("%(name)s created.") % {"name": distribution_list.name}
                     )
             except ValidationError as exc:
-                _add_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 return redirect("inventory:distributionlist_detail", pk=distribution_list.pk)
         return self.render_form(form, self.get_distribution_list() if "pk" in kwargs else None)
 
 
-class DistributionListDuplicateView(DistributionListMixin, View):
+class DistributionListDuplicateView(DistributionListMixin, SectionDuplicateView):
     permission_required = "inventory.add_distributionlist"
+    update_url_name = "inventory:distributionlist_update"
 
-    def render_form(self, distribution_list, form):
-        title = _("Duplicate %(name)s") % {"name": distribution_list.name}
-        return render(self.request, "common/form.html", self.base_context(form=form, title=title))
+    def get_source(self):
+        return self.get_distribution_list()
 
-    def get(self, request, pk):
-        distribution_list = self.get_distribution_list()
-        form = DuplicateForm(
+    def get_initial(self, source):
+        return {"name": services.copy_name(DistributionList, source.name)}
+
+    def get_form(self, source, *, data=None, initial=None):
+        return DuplicateForm(
+            data,
             model=DistributionList,
-            initial={"name": services.copy_name(DistributionList, distribution_list.name)},
+            initial=initial,
             cancel_url=reverse("inventory:distributionlist_list"),
         )
-        return self.render_form(distribution_list, form)
 
-    def post(self, request, pk):
-        distribution_list = self.get_distribution_list()
-        form = DuplicateForm(
-            request.POST,
-            model=DistributionList,
-            cancel_url=reverse("inventory:distributionlist_list"),
+    def duplicate(self, source, form):
+        return services.distribution_list_duplicate(
+            distribution_list=source, name=form.cleaned_data["name"]
         )
-        if form.is_valid():
-            try:
-                copy = services.distribution_list_duplicate(
-                    distribution_list=distribution_list, name=form.cleaned_data["name"]
-                )
-            except ValidationError as exc:
-                _add_service_errors(form, exc)
-            else:
-                messages.success(request, _("%(name)s created as a copy.") % {"name": copy.name})
-                return redirect("inventory:distributionlist_update", pk=copy.pk)
-        return self.render_form(distribution_list, form)
 
 
-class DistributionListDeleteView(DistributionListMixin, View):
+class DistributionListDeleteView(DistributionListMixin, SectionDeleteView):
     permission_required = "inventory.delete_distributionlist"
+    question = gettext_lazy("Delete the distribution list %(name)s? This cannot be undone.")
+    explanation = gettext_lazy("Its members (users, customers) stay; only the list goes.")
 
-    def render_page(self, distribution_list, refusal=None):
-        return render(
-            self.request,
-            "common/confirm.html",
-            self.base_context(
-                title=_("Delete %(name)s") % {"name": distribution_list.name},
-                question=_("Delete the distribution list %(name)s? This cannot be undone.")
-                % {"name": distribution_list.name},
-                explanation=_("Its members (users, customers) stay; only the list goes."),
-                refusal=refusal,
-                danger=True,
-                confirm_label=_("Delete"),
-                cancel_url=reverse("inventory:distributionlist_list"),
-            ),
-        )
+    def get_target(self):
+        return self.get_distribution_list()
 
-    def get(self, request, pk):
-        return self.render_page(self.get_distribution_list())
-
-    def post(self, request, pk):
-        distribution_list = self.get_distribution_list()
-        name = distribution_list.name
-        try:
-            services.distribution_list_delete(distribution_list=distribution_list)
-        except ValidationError as exc:
-            return self.render_page(distribution_list, refusal=" ".join(exc.messages))
-        messages.success(request, _("%(name)s deleted.") % {"name": name})
-        return redirect("inventory:distributionlist_list")
+    def delete(self, obj):
+        services.distribution_list_delete(distribution_list=obj)
 
 
 # --- system addresses ---------------------------------------------------------------------
 
 SYSTEM_BULK_ACTIONS = {
-    "delete": BulkAction(
-        label=gettext_lazy("Delete"),
+    "delete": bulk_delete_action(
+        service=services.system_address_delete,
+        keyword="system_address",
         permission="inventory.delete_systemaddress",
-        run=_bulk_delete(services.system_address_delete, "system_address"),
-        danger=True,
         done_message=ngettext_lazy(
             "%(count)d system address deleted.", "%(count)d system addresses deleted.", "count"
         ),
@@ -301,9 +239,8 @@ class SystemAddressListView(CalmailListView):
         return system_address_list(user=self.request.user)
 
 
-class SystemAddressBulkView(PermissionRequiredMixin, BulkActionView):
+class SystemAddressBulkView(SectionBulkView):
     permission_required = "inventory.view_systemaddress"
-    raise_exception = True
     bulk_actions = SYSTEM_BULK_ACTIONS
     list_url_name = "inventory:systemaddress_list"
 
@@ -311,25 +248,19 @@ class SystemAddressBulkView(PermissionRequiredMixin, BulkActionView):
         return system_address_list(user=self.request.user)
 
 
-class SystemAddressMixin(PermissionRequiredMixin):
-    raise_exception = True
+class SystemAddressMixin(SectionObjectMixin):
+    """Loads the system address from the URL, limited to those the user may see (else 404)."""
+
+    list_url_name = "inventory:systemaddress_list"
+    list_title = SYSTEM_TITLE
 
     def get_system_address(self) -> SystemAddress:
-        return get_object_or_404(system_address_list(user=self.request.user), pk=self.kwargs["pk"])
-
-    def base_context(self, **extra):
-        return {
-            "list_url": reverse("inventory:systemaddress_list"),
-            "list_title": SYSTEM_TITLE,
-            **extra,
-        }
+        return self.object_from_url(system_address_list(user=self.request.user))
 
 
-class SystemAddressFormView(SystemAddressMixin, View):
-    def get_permission_required(self):
-        if "pk" in self.kwargs:
-            return ("inventory.change_systemaddress",)
-        return ("inventory.add_systemaddress",)
+class SystemAddressFormView(SystemAddressMixin, SectionFormView):
+    add_permission = "inventory.add_systemaddress"
+    change_permission = "inventory.change_systemaddress"
 
     def get_form(self, data=None):
         instance = self.get_system_address() if "pk" in self.kwargs else SystemAddress()
@@ -343,97 +274,51 @@ class SystemAddressFormView(SystemAddressMixin, View):
             if form.instance.pk
             else _("New system address")
         )
-        return render(self.request, "common/form.html", self.base_context(form=form, title=title))
+        return self.render_form_page(form, title)
 
-    def get(self, request, **kwargs):
-        return self.render_form(self.get_form())
+    def create(self, form):
+        return services.system_address_create(values=form.service_values())
 
-    def post(self, request, **kwargs):
-        form = self.get_form(request.POST)
-        if not form.is_valid():
-            return self.render_form(form)
-        try:
-            if form.instance.pk:
-                system_address = form.instance
-                # The form wrote its values onto the instance; the service starts from the stored row.
-                system_address.refresh_from_db()
-                services.system_address_update(
-                    system_address=system_address, values=form.service_values()
-                )
-                messages.success(request, _("%(name)s saved.") % {"name": system_address.name})
-            else:
-                system_address = services.system_address_create(values=form.service_values())
-                messages.success(request, _("%(name)s created.") % {"name": system_address.name})
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
-            return self.render_form(form)
+    def update(self, obj, form):
+        services.system_address_update(system_address=obj, values=form.service_values())
+
+    def saved_redirect(self, obj):
         return redirect("inventory:systemaddress_list")
 
 
-class SystemAddressDuplicateView(SystemAddressMixin, View):
+class SystemAddressDuplicateView(SystemAddressMixin, SectionDuplicateView):
     permission_required = "inventory.add_systemaddress"
+    update_url_name = "inventory:systemaddress_update"
 
-    def render_form(self, system_address, form):
-        title = _("Duplicate %(name)s") % {"name": system_address.name}
-        return render(self.request, "common/form.html", self.base_context(form=form, title=title))
+    def get_source(self):
+        return self.get_system_address()
 
-    def get(self, request, pk):
-        system_address = self.get_system_address()
-        form = DuplicateForm(
+    def get_initial(self, source):
+        return {"name": services.copy_name(SystemAddress, source.name)}
+
+    def get_form(self, source, *, data=None, initial=None):
+        return DuplicateForm(
+            data,
             model=SystemAddress,
-            initial={"name": services.copy_name(SystemAddress, system_address.name)},
+            initial=initial,
             cancel_url=reverse("inventory:systemaddress_list"),
         )
-        return self.render_form(system_address, form)
 
-    def post(self, request, pk):
-        system_address = self.get_system_address()
-        form = DuplicateForm(
-            request.POST, model=SystemAddress, cancel_url=reverse("inventory:systemaddress_list")
+    def duplicate(self, source, form):
+        return services.system_address_duplicate(
+            system_address=source, name=form.cleaned_data["name"]
         )
-        if form.is_valid():
-            try:
-                copy = services.system_address_duplicate(
-                    system_address=system_address, name=form.cleaned_data["name"]
-                )
-            except ValidationError as exc:
-                _add_service_errors(form, exc)
-            else:
-                messages.success(request, _("%(name)s created as a copy.") % {"name": copy.name})
-                return redirect("inventory:systemaddress_update", pk=copy.pk)
-        return self.render_form(system_address, form)
 
 
-class SystemAddressDeleteView(SystemAddressMixin, View):
+class SystemAddressDeleteView(SystemAddressMixin, SectionDeleteView):
     permission_required = "inventory.delete_systemaddress"
+    question = gettext_lazy("Delete the system address %(name)s? This cannot be undone.")
 
-    def render_page(self, system_address, refusal=None):
-        return render(
-            self.request,
-            "common/confirm.html",
-            self.base_context(
-                title=_("Delete %(name)s") % {"name": system_address.name},
-                question=_("Delete the system address %(name)s? This cannot be undone.")
-                % {"name": system_address.name},
-                refusal=refusal,
-                danger=True,
-                confirm_label=_("Delete"),
-                cancel_url=reverse("inventory:systemaddress_list"),
-            ),
-        )
+    def get_target(self):
+        return self.get_system_address()
 
-    def get(self, request, pk):
-        return self.render_page(self.get_system_address())
-
-    def post(self, request, pk):
-        system_address = self.get_system_address()
-        name = system_address.name
-        try:
-            services.system_address_delete(system_address=system_address)
-        except ValidationError as exc:
-            return self.render_page(system_address, refusal=" ".join(exc.messages))
-        messages.success(request, _("%(name)s deleted.") % {"name": name})
-        return redirect("inventory:systemaddress_list")
+    def delete(self, obj):
+        services.system_address_delete(system_address=obj)
 
 
 # --- calServer data (read-only) -----------------------------------------------------------

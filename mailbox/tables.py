@@ -9,7 +9,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, SelectionColumn
-from mailbox.models import OutboxMessage, Status
+from mailbox.models import OutboxMessage, Status, sort_prefix
 from mailbox.transitions import ALLOWED
 
 # Resend starts a new delivery cycle for a mail whose last one is over (5.6.2).
@@ -206,6 +206,26 @@ class OutboxTable(CalmailTable):
         # The database's own NULL placement, so the sent_at index serves both directions.
         direction = "-" if is_descending else ""
         return queryset.order_by(f"{direction}sent_at", f"{direction}id"), True
+
+    # Long text sorts by its indexed prefix (mailbox.models.sort_prefix), with the id as
+    # tie-breaker in the same direction: the pair is the index, so no table sort.
+    def _order_by_prefix(self, queryset, is_descending, field, *, as_text=False):
+        key = sort_prefix(field, as_text=as_text)
+        if is_descending:
+            return queryset.order_by(key.desc(), "-id"), True
+        return queryset.order_by(key.asc(), "id"), True
+
+    def order_recipient(self, queryset, is_descending):
+        return self._order_by_prefix(queryset, is_descending, "recipient")
+
+    def order_parameters(self, queryset, is_descending):
+        return self._order_by_prefix(queryset, is_descending, "parameters", as_text=True)
+
+    def order_error_message(self, queryset, is_descending):
+        return self._order_by_prefix(queryset, is_descending, "error_message")
+
+    def order_content(self, queryset, is_descending):
+        return self._order_by_prefix(queryset, is_descending, "subject")
 
     def get_row_menu(self, record):
         show = MenuItem(_("Show"), reverse("mailbox:detail", args=[record.pk]), "eye")

@@ -1,7 +1,6 @@
 import logging
 import uuid
 
-import nh3
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -9,14 +8,11 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core import signing
 from django.db import transaction
 from django.db.models import F
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
 from django.views import View
@@ -24,7 +20,9 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.generic import DetailView
 from django_tables2.paginators import LazyPaginator
 
-from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
+from calmail.common.html import body_frame_response, protect_download
+from calmail.common.lists import BulkAction, CalmailListView
+from calmail.common.sections import SectionBulkView, SectionObjectMixin, bulk_result
 from mailbox import services
 from mailbox.filters import OutboxFilter
 from mailbox.links import attachment_uuid_from_token
@@ -80,25 +78,23 @@ def delete_refusal(message) -> str | None:
 
 def _bulk_runner(service, refusal, verb: str):
     def run(objects, user):
-        done, refused = 0, []
         # One transaction for the batch; each row is still decided on its own, and one
         # that changed meanwhile is refused by the conditional update, not overwritten.
         with transaction.atomic():
-            for message in objects:
-                reason = refusal(message)
-                if reason is None:
-                    try:
-                        service(message=message)
-                    except InvalidTransition as exc:
-                        reason = " ".join(exc.messages)
-                if reason:
-                    refused.append((message, reason))
-                else:
-                    done += 1
+            result = bulk_result(
+                objects,
+                perform=lambda message: service(message=message),
+                refusal=refusal,
+                errors=(InvalidTransition,),
+            )
         logger.info(
-            "%s: %s mail(s) by %s, %s left out", verb, done, user.get_username(), len(refused)
+            "%s: %s mail(s) by %s, %s left out",
+            verb,
+            result.done,
+            user.get_username(),
+            len(result.refused),
         )
-        return BulkResult(done=done, refused=refused)
+        return result
 
     return run
 
@@ -154,9 +150,8 @@ class OutboxListView(CalmailListView):
         return outbox_message_list(user=self.request.user).defer(*LIST_DEFERRED)
 
 
-class OutboxBulkView(PermissionRequiredMixin, BulkActionView):
+class OutboxBulkView(SectionBulkView):
     permission_required = VIEW_PERMISSION
-    raise_exception = True
     bulk_actions = BULK_ACTIONS
     list_url_name = "mailbox:list"
 
@@ -167,19 +162,17 @@ class OutboxBulkView(PermissionRequiredMixin, BulkActionView):
 # --- one mail -----------------------------------------------------------------------------
 
 
-class MessageMixin(PermissionRequiredMixin):
+class MessageMixin(SectionObjectMixin):
     """Loads the mail from the URL, limited to what the user may see (else 404)."""
 
     permission_required = VIEW_PERMISSION
-    raise_exception = True
+    list_url_name = "mailbox:list"
+    list_title = LIST_TITLE
 
     def get_message(self, queryset=None) -> OutboxMessage:
         if queryset is None:
             queryset = outbox_message_list(user=self.request.user)
-        return get_object_or_404(queryset, pk=self.kwargs["pk"])
-
-    def base_context(self, **extra):
-        return {"list_url": reverse("mailbox:list"), "list_title": LIST_TITLE, **extra}
+        return self.object_from_url(queryset)
 
 
 class OutboxDetailView(MessageMixin, DetailView):
@@ -212,97 +205,6 @@ class OutboxDetailView(MessageMixin, DetailView):
 
 # --- the HTML body, sanitised, for a sandboxed frame ---------------------------------------
 
-# What a mail body may keep: structure, text formatting, tables, links and inline images.
-BODY_ATTRIBUTES = {
-    **{tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()},
-    "*": {"style", "title", "lang", "dir", "align", "valign", "width", "height", "bgcolor"},
-}
-BODY_STYLE_PROPERTIES = {
-    "color",
-    "background-color",
-    "font",
-    "font-family",
-    "font-size",
-    "font-style",
-    "font-weight",
-    "line-height",
-    "letter-spacing",
-    "text-align",
-    "text-decoration",
-    "text-transform",
-    "vertical-align",
-    "white-space",
-    "margin",
-    "margin-top",
-    "margin-right",
-    "margin-bottom",
-    "margin-left",
-    "padding",
-    "padding-top",
-    "padding-right",
-    "padding-bottom",
-    "padding-left",
-    "border",
-    "border-top",
-    "border-right",
-    "border-bottom",
-    "border-left",
-    "border-collapse",
-    "border-color",
-    "border-radius",
-    "border-spacing",
-    "border-style",
-    "border-width",
-    "width",
-    "max-width",
-    "min-width",
-    "height",
-    "display",
-}
-INLINE_IMAGE_PREFIXES = (
-    "data:image/png;",
-    "data:image/gif;",
-    "data:image/jpeg;",
-    "data:image/webp;",
-)
-
-# The frame's own policy: no script, no request to anywhere; inline styles of the mail only.
-BODY_FRAME_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "img-src data:",
-        "style-src 'unsafe-inline'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-    ]
-)
-
-
-def _body_attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-    # External images are tracking pixels and leak that the mail was opened: only images
-    # embedded in the mail itself are kept. data: links could carry whole documents.
-    if tag == "img" and attribute == "src":
-        return value if value.lower().startswith(INLINE_IMAGE_PREFIXES) else None
-    if attribute == "href" and value.strip().lower().startswith("data:"):
-        return None
-    return value
-
-
-def sanitise_body_html(html: str) -> str:
-    """The mail's HTML with everything active or remote removed (nh3)."""
-    return nh3.clean(
-        html,
-        attributes=BODY_ATTRIBUTES,
-        attribute_filter=_body_attribute_filter,
-        url_schemes={"http", "https", "mailto", "tel", "data"},
-        filter_style_properties=BODY_STYLE_PROPERTIES,
-        clean_content_tags={"script", "style", "title"},
-        # Links leave the frame in a new tab (the frame's sandbox allows only that).
-        set_tag_attribute_values={"a": {"target": "_blank"}},
-        link_rel="noopener noreferrer",
-    )
-
 
 @method_decorator(xframe_options_sameorigin, name="dispatch")
 class OutboxBodyView(MessageMixin, View):
@@ -314,21 +216,10 @@ class OutboxBodyView(MessageMixin, View):
         )
         if not message.body_html:
             raise Http404(_("This mail has no HTML part."))
-        content = render_to_string(
-            "mailbox/body_frame.html",
-            {"title": message.subject, "body": mark_safe(sanitise_body_html(message.body_html))},  # noqa: S308 (sanitised by nh3)
-        )
-        response = HttpResponse(content, content_type="text/html; charset=utf-8")
-        response["Content-Security-Policy"] = BODY_FRAME_POLICY
-        response["X-Content-Type-Options"] = "nosniff"
-        patch_cache_control(response, private=True, no_store=True)
-        return response
+        return body_frame_response(title=message.subject, html=message.body_html)
 
 
 # --- attachments ---------------------------------------------------------------------------
-
-# Should a browser ever render a download instead of saving it, nothing in it may run.
-DOWNLOAD_POLICY = "default-src 'none'; sandbox"
 
 
 def _file_response(attachment: OutboxAttachment) -> FileResponse:
@@ -343,10 +234,7 @@ def _file_response(attachment: OutboxAttachment) -> FileResponse:
         filename=attachment.filename,
         content_type=attachment.content_type or "application/octet-stream",
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_POLICY
-    patch_cache_control(response, private=True, no_store=True)
-    return response
+    return protect_download(response)
 
 
 class OutboxAttachmentView(PermissionRequiredMixin, View):
@@ -432,20 +320,16 @@ class OutboxActionView(MessageMixin, View):
 
     def render_page(self, message, refusal=None):
         action = BULK_ACTIONS[self.action_name]
-        return render(
-            self.request,
-            "common/confirm.html",
-            self.base_context(
-                title=_("%(action)s: %(subject)s")
-                % {"action": action.label, "subject": message.subject},
-                question=ACTION_QUESTIONS[self.action_name]
-                % {"subject": message.subject, "recipient": message.recipient},
-                refusal=refusal,
-                blocked=refusal is not None,
-                danger=action.danger,
-                confirm_label=action.label,
-                cancel_url=reverse("mailbox:detail", args=[message.pk]),
-            ),
+        return self.render_confirm_page(
+            title=_("%(action)s: %(subject)s")
+            % {"action": action.label, "subject": message.subject},
+            question=ACTION_QUESTIONS[self.action_name]
+            % {"subject": message.subject, "recipient": message.recipient},
+            refusal=refusal,
+            blocked=refusal is not None,
+            danger=action.danger,
+            confirm_label=action.label,
+            cancel_url=reverse("mailbox:detail", args=[message.pk]),
         )
 
     def get(self, request, pk):

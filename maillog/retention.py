@@ -7,11 +7,12 @@ on the log or the outbox for long and runs beside normal traffic. Ids are select
 
 import datetime
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from maillog.models import Category, Level, LogEntry
@@ -96,20 +97,47 @@ def purge_outbox(
         if not ids:
             return deleted
         with transaction.atomic():
+            # Re-checked inside the transaction: a mail resent meanwhile is kept. The rows
+            # are locked first, so the sent mails counted and the files removed are exactly
+            # those of the mails deleted.
+            locked = list(
+                OutboxMessage.objects.select_for_update()
+                .filter(pk__in=ids, status__in=[Status.SENT, Status.FAILED, Status.CANCELLED])
+                .order_by("pk")
+                .values_list("pk", "status", "action_id")
+            )
+            doomed = [pk for pk, _status, _action in locked]
             names = [
                 name
-                for name in OutboxAttachment.objects.filter(message_id__in=ids).values_list(
+                for name in OutboxAttachment.objects.filter(message_id__in=doomed).values_list(
                     "file", flat=True
                 )
                 if name
             ]
-            # Re-checked inside the transaction: a mail resent meanwhile is kept.
-            batch = OutboxMessage.objects.filter(pk__in=ids).filter(
-                status__in=[Status.SENT, Status.FAILED, Status.CANCELLED]
-            )
+            _keep_sent_counts(locked)
+            batch = OutboxMessage.objects.filter(pk__in=doomed)
             _total, per_model = batch.delete()
             transaction.on_commit(lambda names=names: _delete_files(storage, names))
         deleted += per_model.get(OutboxMessage._meta.label, 0)
+
+
+def _keep_sent_counts(rows: list[tuple[int, str, int | None]]) -> None:
+    """An action's sent count is a lifetime count: before its sent mails leave the
+    outbox, they are added to the action's purged count, in the deleting transaction
+    (so a list page sees either the mails or the count, never both or neither)."""
+    from actions.models import Action
+    from mailbox.models import Status
+
+    per_action = Counter(
+        action_id for _pk, status, action_id in rows if status == Status.SENT and action_id
+    )
+    by_count: dict[int, list[int]] = {}
+    for action_id, count in per_action.items():
+        by_count.setdefault(count, []).append(action_id)
+    for count, action_ids in sorted(by_count.items()):
+        Action.objects.filter(pk__in=sorted(action_ids)).update(
+            purged_sent_count=F("purged_sent_count") + count
+        )
 
 
 def _delete_files(storage, names: list[str]) -> None:

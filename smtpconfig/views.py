@@ -2,16 +2,22 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
 from django.views import View
 from django.views.generic import DetailView
 
-from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
+from calmail.common.lists import CalmailListView
+from calmail.common.sections import (
+    SectionBulkView,
+    SectionDuplicateView,
+    SectionFormView,
+    SectionObjectMixin,
+    bulk_delete_action,
+)
 from maillog.services import log_transport_check
 from smtpconfig import services, transport
 from smtpconfig.filters import SmtpConfigurationFilter
@@ -37,31 +43,14 @@ def _bulk_delete_refusal(configuration):
     return None
 
 
-def _bulk_delete(objects, user):
-    # Decide refusals up front, exactly as the confirmation page showed them.
-    refusals = {configuration.pk: _bulk_delete_refusal(configuration) for configuration in objects}
-    done, refused = 0, []
-    for configuration in objects:
-        reason = refusals[configuration.pk]
-        if reason is None:
-            try:
-                services.smtp_configuration_delete(configuration=configuration)
-            except ValidationError as exc:
-                reason = " ".join(exc.messages)
-        if reason:
-            refused.append((configuration, reason))
-        else:
-            done += 1
-    return BulkResult(done=done, refused=refused)
-
-
 BULK_ACTIONS = {
-    "delete": BulkAction(
-        label=gettext_lazy("Delete"),
+    "delete": bulk_delete_action(
+        service=services.smtp_configuration_delete,
+        keyword="configuration",
         permission="smtpconfig.delete_smtpconfiguration",
-        run=_bulk_delete,
         refusal=_bulk_delete_refusal,
-        danger=True,
+        # Deleting the default elsewhere in the batch must not change what was confirmed.
+        refuse_before_deleting=True,
         done_message=ngettext_lazy(
             "%(count)d configuration deleted.", "%(count)d configurations deleted.", "count"
         ),
@@ -85,9 +74,8 @@ class SmtpConfigurationListView(CalmailListView):
         return smtp_configuration_list(user=self.request.user)
 
 
-class SmtpConfigurationBulkView(PermissionRequiredMixin, BulkActionView):
+class SmtpConfigurationBulkView(SectionBulkView):
     permission_required = "smtpconfig.view_smtpconfiguration"
-    raise_exception = True
     bulk_actions = BULK_ACTIONS
     list_url_name = "smtpconfig:list"
 
@@ -95,18 +83,14 @@ class SmtpConfigurationBulkView(PermissionRequiredMixin, BulkActionView):
         return smtp_configuration_list(user=self.request.user)
 
 
-class ConfigurationMixin(PermissionRequiredMixin):
+class ConfigurationMixin(SectionObjectMixin):
     """Loads the configuration from the URL, limited to what the user may see (else 404)."""
 
-    raise_exception = True
+    list_url_name = "smtpconfig:list"
+    list_title = LIST_TITLE
 
     def get_configuration(self) -> SmtpConfiguration:
-        return get_object_or_404(
-            smtp_configuration_list(user=self.request.user), pk=self.kwargs["pk"]
-        )
-
-    def base_context(self, **extra):
-        return {"list_url": reverse("smtpconfig:list"), "list_title": LIST_TITLE, **extra}
+        return self.object_from_url(smtp_configuration_list(user=self.request.user))
 
 
 class SmtpConfigurationDetailView(ConfigurationMixin, DetailView):
@@ -123,15 +107,13 @@ class SmtpConfigurationDetailView(ConfigurationMixin, DetailView):
         return context
 
 
-class SmtpConfigurationFormView(ConfigurationMixin, View):
+class SmtpConfigurationFormView(ConfigurationMixin, SectionFormView):
     """Create (no pk) and edit (pk) share one view: the same form, the matching service."""
 
     template_name = "common/form.html"
 
-    def get_permission_required(self):
-        if "pk" in self.kwargs:
-            return ("smtpconfig.change_smtpconfiguration",)
-        return ("smtpconfig.add_smtpconfiguration",)
+    add_permission = "smtpconfig.add_smtpconfiguration"
+    change_permission = "smtpconfig.change_smtpconfiguration"
 
     def get_form(self, data=None):
         instance = self.get_configuration() if "pk" in self.kwargs else SmtpConfiguration()
@@ -145,70 +127,47 @@ class SmtpConfigurationFormView(ConfigurationMixin, View):
         )
         return render(self.request, self.template_name, self.base_context(form=form, title=title))
 
-    def get(self, request, **kwargs):
-        return self.render_form(self.get_form())
-
-    def post(self, request, **kwargs):
-        form = self.get_form(request.POST)
-        if not form.is_valid():
-            return self.render_form(form)
-        make_default = form.cleaned_data.get("make_default", False)
-        try:
-            if form.instance.pk:
-                configuration = form.instance
-                # The form wrote the cleaned values onto its instance; reload so the
-                # service compares them with what is really stored.
-                configuration.refresh_from_db()
-                services.smtp_configuration_update(
-                    configuration=configuration,
-                    values=form.service_values(),
-                    make_default=make_default,
-                )
-                messages.success(request, _("%(name)s saved.") % {"name": configuration.name})
-            else:
-                configuration = services.smtp_configuration_create(
-                    values=form.service_values(), make_default=make_default
-                )
-                messages.success(request, _("%(name)s created.") % {"name": configuration.name})
-        except ValidationError as exc:
-            form.add_error(None, exc)
-            return self.render_form(form)
-        return redirect("smtpconfig:detail", pk=configuration.pk)
-
-
-class SmtpConfigurationDuplicateView(ConfigurationMixin, View):
-    permission_required = "smtpconfig.add_smtpconfiguration"
-
-    def render_form(self, configuration, form):
-        title = _("Duplicate %(name)s") % {"name": configuration.name}
-        return render(self.request, "common/form.html", self.base_context(form=form, title=title))
-
-    def get(self, request, pk):
-        configuration = self.get_configuration()
-        form = DuplicateForm(
-            initial={"name": services.copy_name(configuration.name)},
-            cancel_url=reverse("smtpconfig:list"),
+    def create(self, form):
+        return services.smtp_configuration_create(
+            values=form.service_values(),
+            make_default=form.cleaned_data.get("make_default", False),
         )
-        return self.render_form(configuration, form)
 
-    def post(self, request, pk):
-        configuration = self.get_configuration()
-        form = DuplicateForm(request.POST, cancel_url=reverse("smtpconfig:list"))
-        if form.is_valid():
-            try:
-                copy = services.smtp_configuration_duplicate(
-                    configuration=configuration,
-                    copy_password=form.cleaned_data["copy_password"],
-                    name=form.cleaned_data["name"],
-                    password=form.cleaned_data["password"],
-                )
-            except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                messages.success(request, _("%(name)s created as a copy.") % {"name": copy.name})
-                return redirect("smtpconfig:update", pk=copy.pk)
-        return self.render_form(configuration, form)
+    def update(self, obj, form):
+        services.smtp_configuration_update(
+            configuration=obj,
+            values=form.service_values(),
+            make_default=form.cleaned_data.get("make_default", False),
+        )
+
+    def add_errors(self, form, exc):
+        # Unlike other sections, every service refusal is shown above the form.
+        form.add_error(None, exc)
+
+    def saved_redirect(self, obj):
+        return redirect("smtpconfig:detail", pk=obj.pk)
+
+
+class SmtpConfigurationDuplicateView(ConfigurationMixin, SectionDuplicateView):
+    permission_required = "smtpconfig.add_smtpconfiguration"
+    update_url_name = "smtpconfig:update"
+
+    def get_source(self):
+        return self.get_configuration()
+
+    def get_initial(self, source):
+        return {"name": services.copy_name(source.name)}
+
+    def get_form(self, source, *, data=None, initial=None):
+        return DuplicateForm(data, initial=initial, cancel_url=reverse("smtpconfig:list"))
+
+    def duplicate(self, source, form):
+        return services.smtp_configuration_duplicate(
+            configuration=source,
+            copy_password=form.cleaned_data["copy_password"],
+            name=form.cleaned_data["name"],
+            password=form.cleaned_data["password"],
+        )
 
 
 class SmtpConfigurationSetDefaultView(ConfigurationMixin, View):
@@ -216,16 +175,12 @@ class SmtpConfigurationSetDefaultView(ConfigurationMixin, View):
 
     def get(self, request, pk):
         configuration = self.get_configuration()
-        return render(
-            request,
-            "common/confirm.html",
-            self.base_context(
-                title=_("Make %(name)s the default") % {"name": configuration.name},
-                question=_("Mails that name no configuration will be sent through %(name)s.")
-                % {"name": configuration.name},
-                confirm_label=_("Make default"),
-                cancel_url=reverse("smtpconfig:list"),
-            ),
+        return self.render_confirm_page(
+            title=_("Make %(name)s the default") % {"name": configuration.name},
+            question=_("Mails that name no configuration will be sent through %(name)s.")
+            % {"name": configuration.name},
+            confirm_label=_("Make default"),
+            cancel_url=reverse("smtpconfig:list"),
         )
 
     def post(self, request, pk):
@@ -250,20 +205,16 @@ class SmtpConfigurationDeleteView(ConfigurationMixin, View):
         explanation = None
         if form is not None:
             explanation = _("It is the default configuration: choose which one takes over.")
-        return render(
-            self.request,
-            "common/confirm.html",
-            self.base_context(
-                title=_("Delete %(name)s") % {"name": configuration.name},
-                question=_("Delete the SMTP configuration %(name)s? This cannot be undone.")
-                % {"name": configuration.name},
-                explanation=explanation,
-                form=form,
-                refusal=refusal,
-                danger=True,
-                confirm_label=_("Delete"),
-                cancel_url=reverse("smtpconfig:list"),
-            ),
+        return self.render_confirm_page(
+            title=_("Delete %(name)s") % {"name": configuration.name},
+            question=_("Delete the SMTP configuration %(name)s? This cannot be undone.")
+            % {"name": configuration.name},
+            explanation=explanation,
+            form=form,
+            refusal=refusal,
+            danger=True,
+            confirm_label=_("Delete"),
+            cancel_url=reverse("smtpconfig:list"),
         )
 
     def get(self, request, pk):

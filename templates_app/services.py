@@ -346,6 +346,7 @@ def render_for_recipient(
     link_builder: Callable[[str], str] | None = None,
     language: str | None = None,
     export: bool = True,
+    details: dict | None = None,
 ) -> RenderedMail:
     """Render a template for one recipient.
 
@@ -359,6 +360,9 @@ def render_for_recipient(
       preview page only names it);
     - {{ link }}: link_builder(file name) when the attachment goes as a link and the
       caller can say where it will be (else empty; the outbox adds its links anyway).
+    - details: the recipient's customer/user data as templates_app.selectors
+      .recipient_details gives it, when the caller already has it (a fan-out loads its
+      customers in one query per chunk rather than one per recipient).
 
     Raises TemplateRenderError with a message for the user when a text cannot be
     rendered, or the report is no longer registered.
@@ -415,7 +419,8 @@ def render_for_recipient(
         ):
             link = link_builder(filename)
 
-        details = recipient_details(recipient)
+        if details is None:
+            details = recipient_details(recipient)
         data = {
             "recipient": {
                 "name": recipient.name,

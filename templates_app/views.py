@@ -1,26 +1,26 @@
 from dataclasses import dataclass, field
 
-from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
 from django.views import View
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from calmail.common.lists import BulkAction, BulkActionView, BulkResult, CalmailListView
+from calmail.common.html import body_frame_response, protect_download
+from calmail.common.lists import CalmailListView
+from calmail.common.sections import (
+    SectionBulkView,
+    SectionDeleteView,
+    SectionDuplicateView,
+    SectionFormView,
+    SectionObjectMixin,
+    bulk_delete_action,
+)
 from inventory.recipients import Recipient, Skipped, check_selection, resolve_selection
-
-# The outbox's sanitiser and frame policies: a template preview is shown exactly like a
-# stored mail's body.
-from mailbox.views import BODY_FRAME_POLICY, DOWNLOAD_POLICY, sanitise_body_html
 from templates_app import services
 from templates_app.filters import MailTemplateFilter
 from templates_app.forms import DuplicateForm, MailTemplateForm, PreviewForm
@@ -40,16 +40,6 @@ from templates_app.tables import MailTemplateTable
 
 LIST_TITLE = gettext_lazy("Templates")
 
-
-def _add_service_errors(form, exc: ValidationError) -> None:
-    """A service's ValidationError onto the form: each message on its field if it has one."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for name, errors in exc.message_dict.items():
-        form.add_error(name if name in form.fields else None, errors)
-
-
 # --- list and bulk delete -------------------------------------------------------------------
 
 
@@ -60,25 +50,12 @@ def _bulk_delete_refusal(template):
     return None
 
 
-def _bulk_delete(objects, user):
-    done, refused = 0, []
-    for template in objects:
-        try:
-            services.mail_template_delete(template=template)
-        except ValidationError as exc:
-            refused.append((template, " ".join(exc.messages)))
-        else:
-            done += 1
-    return BulkResult(done=done, refused=refused)
-
-
 BULK_ACTIONS = {
-    "delete": BulkAction(
-        label=gettext_lazy("Delete"),
+    "delete": bulk_delete_action(
+        service=services.mail_template_delete,
+        keyword="template",
         permission=DELETE,
-        run=_bulk_delete,
         refusal=_bulk_delete_refusal,
-        danger=True,
         done_message=ngettext_lazy(
             "%(count)d template deleted.", "%(count)d templates deleted.", "count"
         ),
@@ -102,9 +79,8 @@ class MailTemplateListView(CalmailListView):
         return template_list(user=self.request.user)
 
 
-class MailTemplateBulkView(PermissionRequiredMixin, BulkActionView):
+class MailTemplateBulkView(SectionBulkView):
     permission_required = VIEW
-    raise_exception = True
     bulk_actions = BULK_ACTIONS
     list_url_name = "templates_app:list"
 
@@ -116,10 +92,11 @@ class MailTemplateBulkView(PermissionRequiredMixin, BulkActionView):
 # --- one template ---------------------------------------------------------------------------
 
 
-class TemplateMixin(PermissionRequiredMixin):
+class TemplateMixin(SectionObjectMixin):
     """Loads the template from the URL, limited to those the user may see (else 404)."""
 
-    raise_exception = True
+    list_url_name = "templates_app:list"
+    list_title = LIST_TITLE
 
     def get_template(self) -> MailTemplate:
         try:
@@ -133,17 +110,14 @@ class TemplateMixin(PermissionRequiredMixin):
             raise PermissionDenied(_("Only members of the template's group can change it."))
         return template
 
-    def base_context(self, **extra):
-        return {"list_url": reverse("templates_app:list"), "list_title": LIST_TITLE, **extra}
 
-
-class MailTemplateFormView(TemplateMixin, View):
+class MailTemplateFormView(TemplateMixin, SectionFormView):
     """Create (no pk) and edit (pk): one form with the texts per language."""
 
     template_name = "templates_app/form.html"
 
-    def get_permission_required(self):
-        return (CHANGE,) if "pk" in self.kwargs else (ADD,)
+    add_permission = ADD
+    change_permission = CHANGE
 
     def get_form(self, data=None):
         instance = self.get_changeable_template() if "pk" in self.kwargs else MailTemplate()
@@ -162,119 +136,64 @@ class MailTemplateFormView(TemplateMixin, View):
         )
         return render(self.request, self.template_name, self.base_context(form=form, title=title))
 
-    def get(self, request, **kwargs):
-        return self.render_form(self.get_form())
-
-    def post(self, request, **kwargs):
-        form = self.get_form(request.POST)
-        if not form.is_valid():
-            return self.render_form(form)
-        try:
-            if form.instance.pk:
-                template = form.instance
-                # The form wrote the cleaned values onto its instance; reload so the
-                # service compares with what is stored.
-                template.refresh_from_db()
-                services.mail_template_update(
-                    template=template,
-                    values=form.service_values(),
-                    translations=form.translations(),
-                )
-                messages.success(request, _("%(name)s saved.") % {"name": template.name})
-            else:
-                template = services.mail_template_create(
-                    values=form.service_values(), translations=form.translations()
-                )
-                messages.success(request, _("%(name)s created.") % {"name": template.name})
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
-            return self.render_form(form)
-        return redirect("templates_app:preview", pk=template.pk)
-
-
-class MailTemplateDuplicateView(TemplateMixin, View):
-    permission_required = ADD
-
-    def get_form(self, template, data=None):
-        return DuplicateForm(
-            data,
-            user=self.request.user,
-            initial={
-                "name": services.copy_name(template.name),
-                "owner_group": template.owner_group_id,
-            },
-            cancel_url=reverse("templates_app:list"),
+    def create(self, form):
+        return services.mail_template_create(
+            values=form.service_values(), translations=form.translations()
         )
 
-    def render_form(self, template, form):
-        title = _("Duplicate %(name)s") % {"name": template.name}
-        return render(self.request, "common/form.html", self.base_context(form=form, title=title))
+    def update(self, obj, form):
+        services.mail_template_update(
+            template=obj, values=form.service_values(), translations=form.translations()
+        )
 
-    def get(self, request, pk):
-        template = self.get_template()
-        return self.render_form(template, self.get_form(template))
-
-    def post(self, request, pk):
-        template = self.get_template()
-        form = self.get_form(template, request.POST)
-        if form.is_valid():
-            try:
-                copy = services.mail_template_duplicate(
-                    template=template,
-                    name=form.cleaned_data["name"],
-                    owner_group=form.cleaned_data["owner_group"],
-                )
-            except ValidationError as exc:
-                _add_service_errors(form, exc)
-            else:
-                messages.success(request, _("%(name)s created as a copy.") % {"name": copy.name})
-                return redirect("templates_app:update", pk=copy.pk)
-        return self.render_form(template, form)
+    def saved_redirect(self, obj):
+        return redirect("templates_app:preview", pk=obj.pk)
 
 
-class MailTemplateDeleteView(TemplateMixin, View):
+class MailTemplateDuplicateView(TemplateMixin, SectionDuplicateView):
+    permission_required = ADD
+    update_url_name = "templates_app:update"
+
+    def get_source(self):
+        return self.get_template()
+
+    def get_initial(self, source):
+        return {"name": services.copy_name(source.name), "owner_group": source.owner_group_id}
+
+    def get_form(self, source, *, data=None, initial=None):
+        return DuplicateForm(
+            data, user=self.request.user, initial=initial, cancel_url=reverse("templates_app:list")
+        )
+
+    def duplicate(self, source, form):
+        return services.mail_template_duplicate(
+            template=source,
+            name=form.cleaned_data["name"],
+            owner_group=form.cleaned_data["owner_group"],
+        )
+
+
+class MailTemplateDeleteView(TemplateMixin, SectionDeleteView):
     permission_required = DELETE
+    question = gettext_lazy("Delete the template %(name)s? This cannot be undone.")
+    block_on_refusal = True
 
-    def get_deletable_template(self) -> MailTemplate:
+    def get_target(self) -> MailTemplate:
         template = self.get_template()
         if not TemplateRights(self.request.user).can_delete(template):
             raise PermissionDenied(_("Only members of the template's group can delete it."))
         return template
 
-    def render_page(self, template, refusal=None):
-        return render(
-            self.request,
-            "common/confirm.html",
-            self.base_context(
-                title=_("Delete %(name)s") % {"name": template.name},
-                question=_("Delete the template %(name)s? This cannot be undone.")
-                % {"name": template.name},
-                refusal=refusal,
-                blocked=bool(refusal),
-                danger=True,
-                confirm_label=_("Delete"),
-                cancel_url=reverse("templates_app:list"),
-            ),
-        )
-
-    def get(self, request, pk):
-        template = self.get_deletable_template()
+    def get_refusal(self, template):
         refusal = _bulk_delete_refusal(template)
         if refusal:
             refusal = _(
                 "This template cannot be deleted while it is in use: %(reason)s Change those first."
             ) % {"reason": refusal}
-        return self.render_page(template, refusal)
+        return refusal
 
-    def post(self, request, pk):
-        template = self.get_deletable_template()
-        name = template.name
-        try:
-            services.mail_template_delete(template=template)
-        except ValidationError as exc:
-            return self.render_page(template, refusal=" ".join(exc.messages))
-        messages.success(request, _("%(name)s deleted.") % {"name": name})
-        return redirect("templates_app:list")
+    def delete(self, obj):
+        services.mail_template_delete(template=obj)
 
 
 # --- preview --------------------------------------------------------------------------------
@@ -370,18 +289,7 @@ class MailTemplatePreviewBodyView(TemplateMixin, View):
         preview = build_preview(request, template, export=False)
         if preview.rendered is None or not preview.rendered.body_html:
             raise Http404(_("There is no HTML body to show."))
-        content = render_to_string(
-            "mailbox/body_frame.html",
-            {
-                "title": preview.rendered.subject,
-                "body": mark_safe(sanitise_body_html(preview.rendered.body_html)),  # noqa: S308 (sanitised by nh3)
-            },
-        )
-        response = HttpResponse(content, content_type="text/html; charset=utf-8")
-        response["Content-Security-Policy"] = BODY_FRAME_POLICY
-        response["X-Content-Type-Options"] = "nosniff"
-        patch_cache_control(response, private=True, no_store=True)
-        return response
+        return body_frame_response(title=preview.rendered.subject, html=preview.rendered.body_html)
 
 
 class MailTemplatePreviewAttachmentView(TemplateMixin, View):
@@ -397,7 +305,4 @@ class MailTemplatePreviewAttachmentView(TemplateMixin, View):
         attachment = preview.rendered.attachments[0]
         response = HttpResponse(attachment.content, content_type=attachment.content_type)
         response["Content-Disposition"] = f'attachment; filename="{attachment.filename}"'
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Security-Policy"] = DOWNLOAD_POLICY
-        patch_cache_control(response, private=True, no_store=True)
-        return response
+        return protect_download(response)

@@ -2,6 +2,7 @@
 
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Submit
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -34,3 +35,13 @@ class CrispyFormMixin:
 
     def build_layout(self):
         return None
+
+
+def add_service_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: each error on its field if the form has
+    that field, else on the form as a whole."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for name, errors in exc.error_dict.items():
+        form.add_error(name if name in form.fields else None, errors)

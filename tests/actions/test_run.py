@@ -1,12 +1,20 @@
 import datetime as dt
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from actions import services
-from actions.models import ActionRun, RunStatus, Trigger
+from actions.models import Action, ActionRun, RunStatus, Trigger
 from actions.selectors import action_list, sent_count
 from mailbox.models import OutboxMessage, Status
-from tests.factories import CustomerFactory, InstrumentFactory, MailTemplateFactory
+from maillog import retention
+from tests.factories import (
+    CustomerFactory,
+    InstrumentFactory,
+    MailTemplateFactory,
+    OutboxMessageFactory,
+)
 
 
 def overdue_customer(number):
@@ -137,3 +145,76 @@ def test_run_is_written_to_the_log_with_skip_reasons(make_action):
         1,
     )
     assert [s["recipient"] for s in finished.details["skipped"]] == ["leer@kunde.example"]
+
+
+def test_sent_count_unchanged_when_retention_deletes_sent_mails(
+    make_action, admin, settings, django_capture_on_commit_callbacks
+):
+    settings.CALMAIL_OUTBOX_RETENTION_DAYS = 30
+    customers = [overdue_customer(n) for n in ("30051", "30052", "30053")]
+    action = make_action(recipients=[f"customer:{c.pk}" for c in customers])
+    other = make_action(description="Andere", recipients=[f"customer:{customers[0].pk}"])
+    for each in (action, other):
+        services.run_execute(run_id=services.action_run_now(action=each).pk)
+    OutboxMessage.objects.update(status=Status.SENT, sent_at=timezone.now())
+    old = timezone.now() - dt.timedelta(days=31)
+    # Two of the action's sent mails and the other action's one are past retention.
+    purged = list(OutboxMessage.objects.filter(action=action).order_by("pk")[:2]) + list(
+        OutboxMessage.objects.filter(action=other)
+    )
+    OutboxMessage.objects.filter(pk__in=[m.pk for m in purged]).update(sent_at=old, created_at=old)
+    before = [(a.description, a.sent_count) for a in action_list(user=admin)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = retention.purge_outbox(batch_size=2)
+
+    action.refresh_from_db()
+    assert (deleted, OutboxMessage.objects.count(), action.purged_sent_count) == (3, 1, 2)
+    assert before == [("Andere", 1), ("Monatliche Erinnerung", 3)]
+    assert [(a.description, a.sent_count) for a in action_list(user=admin)] == before
+    assert (sent_count(action), sent_count(other)) == (3, 1)
+
+
+def test_sent_count_filter_and_order_include_purged_mails(make_action, admin):
+    few = make_action(description="Wenige")
+    many = make_action(description="Viele")
+    Action.objects.filter(pk=many.pk).update(purged_sent_count=5)
+    OutboxMessageFactory.create_batch(2, action=few, status=Status.SENT)
+
+    ordered = [a.description for a in action_list(user=admin).order_by("-sent_count")]
+    at_least_three = [a.description for a in action_list(user=admin).filter(sent_count__gte=3)]
+
+    assert (ordered, at_least_three) == (["Viele", "Wenige"], ["Viele"])
+
+
+def test_run_reads_the_template_texts_once_not_per_recipient(make_action):
+    customers = [overdue_customer(n) for n in ("30061", "30062", "30063")]
+    action = make_action(recipients=[f"customer:{c.pk}" for c in customers])
+    run = services.action_run_now(action=action)
+
+    with CaptureQueriesContext(connection) as queries:
+        services.run_execute(run_id=run.pk)
+
+    texts = [q for q in queries if "templates_app_mailtemplatetranslation" in q["sql"]]
+    assert (len(texts), OutboxMessage.objects.filter(action=action).count()) == (1, 3)
+
+
+def test_run_fills_customer_placeholders_without_a_query_per_recipient(make_action):
+    customers = [overdue_customer(n) for n in ("30071", "30072", "30073")]
+    template = MailTemplateFactory(
+        texts={"de": {"subject": "{{ customer.number }} {{ customer.name }}"}}
+    )
+    action = make_action(template=template, recipients=[f"customer:{c.pk}" for c in customers])
+    run = services.action_run_now(action=action)
+
+    with CaptureQueriesContext(connection) as queries:
+        services.run_execute(run_id=run.pk)
+
+    one_customer_reads = [
+        q["sql"]
+        for q in queries
+        if 'FROM "inventory_customer"' in q["sql"] and "LIMIT 1" in q["sql"]
+    ]
+    subjects = OutboxMessage.objects.filter(action=action).order_by("subject")
+    assert [m.subject for m in subjects] == [f"{c.number} {c.name}" for c in customers]
+    assert one_customer_reads == []

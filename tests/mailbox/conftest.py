@@ -8,15 +8,9 @@ from mailbox.delivery import DeliveryStats, deliver_due
 from mailbox.models import OutboxMessage, Status
 from smtpconfig.models import Mailer, Security, SmtpConfiguration
 from tests.factories import OutboxMessageFactory
+from tests.section_fixtures import media_root  # noqa: F401 (autouse fixture)
 
 WORKER = "test-host:4242"
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    """Attachment files of a test go to its own folder, never into var/."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 def configuration_for(server, **overrides) -> SmtpConfiguration:

@@ -1,29 +1,4 @@
-import pytest
-from django.contrib.auth.models import Group
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    """Attachment files of a test go to its own folder, never into var/."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def team(db):
-    return Group.objects.create(name="Labor Nord")
-
-
-@pytest.fixture
-def other_team(db):
-    return Group.objects.create(name="Labor Süd")
-
-
-@pytest.fixture
-def english(client):
-    """The client with English chosen (pages default to German)."""
-    client.post("/i18n/setlang/", {"language": "en"})
-    return client
+from tests.section_fixtures import english, media_root, other_team, team  # noqa: F401 (fixtures)
 
 
 def entry_fields(entry) -> dict:

@@ -1,6 +1,8 @@
 import csv
+import dataclasses
 import datetime
 import io
+import zipfile
 
 import openpyxl
 import pytest
@@ -8,7 +10,7 @@ from django.utils import translation
 from pypdf import PdfReader
 
 from inventory.selectors import Scope
-from templates_app.reports import get
+from templates_app.reports import exporters, get
 from templates_app.reports.exporters import export_report, report_filename
 from tests.factories import CustomerFactory, InstrumentFactory, LocationFactory
 from tests.templates_app.conftest import TODAY
@@ -214,3 +216,78 @@ def test_empty_report_is_known_before_export(db):
     )
 
     assert report.is_empty and report.count == 0
+
+
+def read_everything(content: bytes) -> dict:
+    """All a reader sees of a one-sheet export: title, cells with styles, widths, panes,
+    filter."""
+    workbook = openpyxl.load_workbook(io.BytesIO(content))
+    sheet = workbook.active
+    return {
+        "sheets": workbook.sheetnames,
+        "cells": [
+            [(c.value, c.number_format, c.font.b, c.data_type) for c in row]
+            for row in sheet.iter_rows()
+        ],
+        "widths": {k: d.width for k, d in sheet.column_dimensions.items()},
+        "freeze": sheet.freeze_panes,
+        "filter": sheet.auto_filter.ref,
+        "names": {k: v.attr_text for k, v in workbook.defined_names.items()}
+        | {k: v.attr_text for k, v in sheet.defined_names.items()},
+    }
+
+
+def parts(content: bytes) -> set:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return {(name, archive.read(name)) for name in archive.namelist()} | set(archive.namelist())
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_excel_fast_path_reads_back_as_openpyxl_writes_it(customer_report, language):
+    awkward = dataclasses.replace(
+        customer_report,
+        title='Kunde\'s <Prüf> & "Mittel" [1]',
+        rows=[
+            *customer_report.rows,
+            {
+                "inventory_number": "  leading and trailing  ",
+                "description": "",
+                "manufacturer": "a & b < c > d \" e ' f",
+                "model": 42,
+                "serial_number": "+SUM(1)",
+                "last_calibration": None,
+                "next_due_date": datetime.date(1900, 2, 1),
+            },
+        ],
+    )
+    with translation.override(language):
+        for report in (customer_report, awkward, dataclasses.replace(awkward, rows=[])):
+            fast = exporters.export_excel(report)
+            general = exporters._export_excel_openpyxl(report)
+
+            assert read_everything(fast) == read_everything(general)
+            if report.rows:
+                # Byte for byte the same parts, but for the creation time.
+                assert parts(fast) - {"docProps/core.xml"} == parts(general) - {"docProps/core.xml"}
+
+
+def test_excel_values_outside_the_plain_types_take_the_general_path(customer_report):
+    odd = dataclasses.replace(
+        customer_report,
+        rows=[
+            {
+                "inventory_number": 1.5,
+                "description": "x" * 40000,
+                "model": datetime.date(2025, 1, 2),
+            }
+        ],
+    )
+
+    assert read_everything(exporters.export_excel(odd))["cells"][1][:2] == [
+        (1.5, "General", False, "n"),
+        ("x" * 32767, "General", False, "s"),
+    ]
+    assert read_everything(exporters.export_excel(odd))["cells"][1][3][:2] == (
+        datetime.datetime(2025, 1, 2),
+        "yyyy-mm-dd",
+    )
