@@ -151,3 +151,56 @@ def tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+# CPU accounting (Linux /proc) ---------------------------------------------------------------
+
+
+def _process_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds so far) of every process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        # The command name is in parentheses and may contain spaces.
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def cpu_by_group(groups: dict[str, object]) -> dict[str, float] | None:
+    """CPU seconds used so far per named group of processes; None where /proc is missing.
+
+    A group is a root pid (it and all its descendants) or a command name (every process
+    of that name, e.g. "postgres" for the server and all its backends)."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _name, _cpu) in table.items():
+        children.setdefault(parent, []).append(pid)
+    totals = {}
+    for label, root in groups.items():
+        if isinstance(root, str):
+            totals[label] = sum(cpu for _parent, name, cpu in table.values() if name == root)
+            continue
+        total, pending = 0.0, [root]
+        while pending:
+            pid = pending.pop()
+            if pid in table:
+                total += table[pid][2]
+            pending.extend(children.get(pid, ()))
+        totals[label] = total
+    return totals
+
+
+def cpu_used(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:
+    if before is None or after is None:
+        return {}
+    return {label: after[label] - before[label] for label in after}

@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     LOCALHOST,
     REPO_ROOT,
+    cpu_by_group,
+    cpu_used,
     free_port,
     is_postgres,
     redis_answers,
@@ -208,8 +210,9 @@ def start_worker(*, processes: int, directory: Path, environment: dict[str, str]
     return process, log_path
 
 
-def enqueue_all(count: int, configuration) -> list:
-    """Enqueue count mails in one transaction; returns [commit start, commit end] times."""
+def enqueue_all(count: int, configuration, *, at_commit=lambda: None) -> list:
+    """Enqueue count mails in one transaction; returns [commit start, commit end] times.
+    at_commit() is called just before the commit, where the clock starts."""
     from django.db import transaction
 
     from mailbox.services import enqueue
@@ -232,34 +235,49 @@ def enqueue_all(count: int, configuration) -> list:
                 say(f"  enqueued {number} ({time.monotonic() - started:.1f} s)")
         say(f"  enqueued {count} in {time.monotonic() - started:.1f} s; committing")
         # The on_commit dispatch runs inside the commit: mark both ends.
+        at_commit()
         commit.append(time.monotonic())
     commit.append(time.monotonic())
     return commit
 
 
-def wait_all_sent(count: int, *, log_path: Path) -> float:
-    """Poll until count rows are sent; returns the monotonic time it was seen."""
+def wait_all_sent(count: int, *, configuration_id: int, log_path: Path) -> float:
+    """Poll until count rows are sent; returns the monotonic time it was seen.
+
+    The frequent poll only asks whether any mail is still waiting or being sent, which
+    the partial indexes of due and sending mail answer at once; counting all rows every
+    20 ms would take a noticeable share of the CPU the engine is measured on."""
     from django.db.models import Count
 
     from mailbox.models import OutboxMessage
 
+    unfinished = OutboxMessage.objects.filter(
+        smtp_configuration_id=configuration_id, status__in=["queued", "deferred"]
+    )
+    sending = OutboxMessage.objects.filter(status="sending")
     last_progress = (time.monotonic(), -1)
     last_report = time.monotonic()
     while True:
-        sent = OutboxMessage.objects.filter(status="sent").count()
         now = time.monotonic()
-        if sent >= count:
+        if (
+            not unfinished.exists()
+            and not sending.exists()
+            and OutboxMessage.objects.filter(status="sent").count() >= count
+        ):
             return now
-        if sent != last_progress[1]:
-            last_progress = (now, sent)
-        elif now - last_progress[0] > 60:
-            statuses = dict(
-                OutboxMessage.objects.values_list("status").annotate(n=Count("id")).order_by()
-            )
-            raise SystemExit(f"No progress for 60 s: {statuses}.\nWorker log:\n{tail(log_path)}")
         if now - last_report > 2:
+            sent = OutboxMessage.objects.filter(status="sent").count()
             say(f"  sent {sent}/{count}")
             last_report = now
+            if sent != last_progress[1]:
+                last_progress = (now, sent)
+            elif now - last_progress[0] > 60:
+                statuses = dict(
+                    OutboxMessage.objects.values_list("status").annotate(n=Count("id")).order_by()
+                )
+                raise SystemExit(
+                    f"No progress for 60 s: {statuses}.\nWorker log:\n{tail(log_path)}"
+                )
         time.sleep(0.02)
 
 
@@ -287,13 +305,13 @@ def _ceiling_sender(port: int, numbers: range, rendered: bool, start, results) -
     connection = smtplib.SMTP(LOCALHOST, port, timeout=30)
     connection.ehlo()
     start.wait()
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.process_time()
     for offset, number in enumerate(numbers):
         raw = messages[offset] if rendered else render_message(number)
         connection.sendmail(SENDER, [recipient(number)], raw)
-    ended = time.monotonic()
+    ended, cpu = time.monotonic(), time.process_time() - cpu_began
     connection.quit()
-    results.put((began, ended))
+    results.put((began, ended, cpu))
 
 
 def _connected(port: int, processes: int) -> bool:
@@ -313,9 +331,12 @@ def _connected(port: int, processes: int) -> bool:
     return established >= processes
 
 
-def measure_ceiling(count: int, port: int, processes: int, *, rendered: bool = True) -> float:
-    """Seconds for count mails over one reused connection per process; rendered: the
-    messages are built before the clock starts (the raw ceiling), else inside the loop."""
+def measure_ceiling(
+    count: int, port: int, processes: int, *, rendered: bool = True
+) -> tuple[float, float]:
+    """(seconds, CPU seconds of the sending processes) for count mails over one reused
+    connection per process; rendered: the messages are built before the clock starts
+    (the raw ceiling), else inside the loop."""
     context = multiprocessing.get_context("fork")
     start = context.Event()
     results = context.Queue()
@@ -340,7 +361,22 @@ def measure_ceiling(count: int, port: int, processes: int, *, rendered: bool = T
         child.join()
         if child.exitcode != 0:
             raise SystemExit(f"A ceiling process failed (exit code {child.exitcode}).")
-    return max(end for _, end in spans) - min(begin for begin, _ in spans)
+    seconds = max(end for _, end, _ in spans) - min(begin for begin, _, _ in spans)
+    return seconds, sum(cpu for _, _, cpu in spans)
+
+
+def report_cpu(label: str, used: dict[str, float], count: int, groups: dict) -> None:
+    """Print the CPU time per mail of each process group, and the rate the machine's cores
+    could carry at that cost: where the CPU, not waiting, is the limit."""
+    if not used:
+        return
+    total = sum(used.values())
+    parts = ", ".join(f"{name} {seconds / count * 1000:.3f}" for name, seconds in used.items())
+    cores = os.cpu_count() or 1
+    say(
+        f"cpu:      {label}, ms per mail: {parts}; total {total / count * 1000:.3f} ms, "
+        f"so {cores} cores carry at most {cores * count / total:.0f} mails/s"
+    )
 
 
 # Main --------------------------------------------------------------------------------------
@@ -395,9 +431,21 @@ def run(count: int, processes: int, directory: Path) -> None:
             processes=processes, directory=directory, environment=environment
         )
         say("enqueueing (setup, not timed)")
-        commit_start, commit_end = enqueue_all(count, configuration)
+        groups = {
+            "workers": worker_process.pid,
+            "database": "postgres",
+            "smtp server": smtp_process.pid,
+            "broker": redis_process.pid if redis_process else "redis-server",
+        }
+        engine_cpu: dict[str, dict | None] = {}
+        commit_start, commit_end = enqueue_all(
+            count,
+            configuration,
+            at_commit=lambda: engine_cpu.update(before=cpu_by_group(groups)),
+        )
         say(f"  commit, with its on_commit dispatch, took {commit_end - commit_start:.2f} s")
-        finished = wait_all_sent(count, log_path=worker_log)
+        finished = wait_all_sent(count, configuration_id=configuration.pk, log_path=worker_log)
+        engine_cpu["after"] = cpu_by_group(groups)
         engine_seconds = finished - commit_start
         stop_group(worker_process)
         worker_process = None
@@ -410,17 +458,24 @@ def run(count: int, processes: int, directory: Path) -> None:
             f"engine:   {count} mails in {engine_seconds:.2f} s end to end = {rate:.1f} mails/s "
             f"({attempts} delivery attempts recorded)"
         )
+        if not is_postgres(database_url):
+            groups.pop("database")
+        report_cpu("engine", cpu_used(engine_cpu["before"], engine_cpu["after"]), count, groups)
 
         say("ceiling: plain smtplib, one reused connection per process, mails pre-rendered")
-        ceiling_seconds = measure_ceiling(count, port, processes)
+        sink_before = cpu_by_group({"smtp server": smtp_process.pid})
+        ceiling_seconds, ceiling_client_cpu = measure_ceiling(count, port, processes)
+        sink_used = cpu_used(sink_before, cpu_by_group({"smtp server": smtp_process.pid}))
         ceiling = count / ceiling_seconds
         say(
             f"ceiling:  {count} mails in {ceiling_seconds:.2f} s with smtplib from "
             f"{processes} processes = {ceiling:.1f} mails/s"
         )
+        if sink_used:
+            report_cpu("ceiling", {"clients": ceiling_client_cpu, **sink_used}, count, {})
         # For context only: the same with Django building each message inside the loop,
         # work the engine has to do per mail and the raw ceiling leaves out.
-        rendering_seconds = measure_ceiling(count, port, processes, rendered=False)
+        rendering_seconds, _cpu = measure_ceiling(count, port, processes, rendered=False)
         say(
             f"context:  {count / rendering_seconds:.1f} mails/s with smtplib when each mail is "
             f"also built by Django inside the loop"

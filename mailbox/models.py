@@ -108,13 +108,17 @@ class OutboxMessage(models.Model):
     body_text = models.TextField(_("text"), blank=True)
     body_html = models.TextField(_("HTML"), blank=True)
     headers = models.JSONField(_("extra headers"), default=dict, blank=True)
-    message_id = models.CharField(_("Message-ID"), max_length=255, unique=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255)
+    # The mail as it goes to the server, built once by enqueue() (see mailbox/mime.py);
+    # empty for mails whose file attachments are read from storage when they are sent.
+    raw_message = models.BinaryField(blank=True, default=b"", editable=False)
 
     # Delivery bookkeeping.
     smtp_configuration = models.ForeignKey(
         SmtpConfiguration,
         on_delete=models.PROTECT,
         related_name="messages",
+        db_index=False,  # outbox_config_status_idx starts with it
         verbose_name=_("SMTP configuration"),
     )
     scheduled_at = models.DateTimeField(_("planned for"), null=True, blank=True)
@@ -122,7 +126,8 @@ class OutboxMessage(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=200, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # NULL, not "": any number of mails may have no key under the unique constraint.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
 
     # The action that made it (source "action"); its sent count is counted from here.
     action = models.ForeignKey(
@@ -138,6 +143,7 @@ class OutboxMessage(models.Model):
     owner_group = models.ForeignKey(
         Group,
         on_delete=models.SET_NULL,
+        db_index=False,  # outbox_group_idx starts with it
         null=True,
         blank=True,
         related_name="+",
@@ -146,6 +152,7 @@ class OutboxMessage(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
+        db_index=False,  # outbox_creator_idx starts with it
         null=True,
         blank=True,
         related_name="+",
@@ -161,8 +168,14 @@ class OutboxMessage(models.Model):
             ("cancel_outboxmessage", _("Can cancel mails")),
         ]
         indexes = [
-            # The sweeper and the workers: due rows per status.
-            models.Index(fields=["status", "next_attempt_at"], name="outbox_due_idx"),
+            # The sweeper: planned mail whose time has come. Partial, like the two below,
+            # so that the UPDATE recording a mail's outcome (a new row version, which
+            # every index containing it must point to) does not have to maintain it.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbox_scheduled_idx",
+                condition=Q(status="scheduled"),
+            ),
             # Expired leases of rows being sent.
             models.Index(
                 fields=["lease_expires_at"], name="outbox_lease_idx", condition=Q(status="sending")
@@ -182,6 +195,9 @@ class OutboxMessage(models.Model):
             models.Index(fields=["smtp_configuration", "status"], name="outbox_config_status_idx"),
             models.Index(fields=["owner_group", "-created_at"], name="outbox_group_idx"),
             models.Index(fields=["created_by", "-created_at"], name="outbox_creator_idx"),
+            # The foreign keys' own indexes are left out (db_index=False) where one of
+            # these starts with the column: each would be one more index to maintain on
+            # every status change of every mail.
             # The outbox list's sorts: (sort key, id) is exactly the order the list asks
             # for (the table appends the id as tie-breaker), so the first page of a
             # million rows is read from the index in either direction instead of sorting
@@ -202,6 +218,14 @@ class OutboxMessage(models.Model):
             models.Index(fields=["exported_attachments", "id"], name="outbox_sort_exported_idx"),
             models.Index(sort_prefix("error_message"), F("id"), name="outbox_sort_error_idx"),
             models.Index(sort_prefix("subject"), F("id"), name="outbox_sort_subject_idx"),
+        ]
+        constraints = [
+            # Constraints rather than unique=True: on PostgreSQL a unique CharField also
+            # gets a second, text_pattern_ops index for LIKE, which nothing here uses.
+            models.UniqueConstraint(fields=["message_id"], name="outbox_message_id_unique"),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="outbox_idempotency_key_unique"
+            ),
         ]
 
     def __str__(self):
@@ -249,12 +273,17 @@ class AttemptOutcome(models.TextChoices):
 class DeliveryAttempt(models.Model):
     """One try to hand a mail to its server: shown in the mail's timeline and in the Log."""
 
-    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="attempts")
+    # No index of their own: attempt_message_idx and attempt_config_time_idx start with
+    # them, and every delivered mail inserts an attempt.
+    message = models.ForeignKey(
+        OutboxMessage, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     smtp_configuration = models.ForeignKey(
         SmtpConfiguration,
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("SMTP configuration"),
+        db_index=False,
     )
     started_at = models.DateTimeField(_("time"))
     duration_ms = models.PositiveIntegerField(_("duration (ms)"))

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from mailbox import mime
 from mailbox.links import attachment_url
 from mailbox.models import (
     AddressType,
@@ -190,6 +191,8 @@ def enqueue(
         created_by=created_by,
         action=action,
     )
+    if not attachments:
+        message.raw_message = mime.prebuilt(message)
     try:
         # A savepoint: a concurrent enqueue with the same key makes this insert fail alone.
         with transaction.atomic():
@@ -240,7 +243,9 @@ def _add_download_links(message: OutboxMessage, attachments: list[OutboxAttachme
             format_html('<li><a href="{}">{}</a></li>', url, name) for name, url in links
         )
         message.body_html += format_html("<p>{}</p><ul>{}</ul>", heading, mark_safe(items))  # noqa: S308
-    message.save(update_fields=["body_text", "body_html"])
+    # The links are part of the content: only now can the mail be built.
+    message.raw_message = mime.prebuilt(message)
+    message.save(update_fields=["body_text", "body_html", "raw_message"])
 
 
 class _DeliveryNudge:

@@ -369,10 +369,18 @@ class SendmailBackend(BaseEmailBackend):
         if not recipients:
             return False
         encoding = message.encoding or settings.DEFAULT_CHARSET
-        sender = _bare_address(message.from_email, encoding)
-        addresses = [_bare_address(recipient, encoding) for recipient in recipients]
-        command = [self.sendmail_path, "-i", "-f", sender, "--", *addresses]
-        content = message.message().as_bytes()
+        self.send_raw(
+            _bare_address(message.from_email, encoding),
+            [_bare_address(recipient, encoding) for recipient in recipients],
+            message.message().as_bytes(),
+        )
+        return True
+
+    def send_raw(self, sender: str, recipients: Sequence[str], content: bytes) -> None:
+        """Pipe one ready-made message (bare envelope addresses) to sendmail. Line ends may
+        be CRLF, as on the wire: a local sendmail wants LF, so they are converted."""
+        command = [self.sendmail_path, "-i", "-f", sender, "--", *recipients]
+        content = content.replace(b"\r\n", b"\n")
         self._record(Direction.CLIENT, " ".join(command))
         self._record(
             Direction.CLIENT, _("[message content, %(size)s bytes]") % {"size": len(content)}
@@ -394,7 +402,6 @@ class SendmailBackend(BaseEmailBackend):
             if stderr_line:
                 self._record(Direction.SERVER, stderr_line)
             raise SendmailError(self.sendmail_path, completed.returncode, stderr_line)
-        return True
 
 
 def _bare_address(address: str, encoding: str) -> str:

@@ -227,6 +227,10 @@ class _Handler:
             # aiosmtpd advertises AUTH even without an authenticator; a server without
             # credentials should not, so "AUTH not offered" can be tested.
             responses = [line for line in responses if not line[4:].upper().startswith("AUTH")]
+        if self.server.pipelining:
+            # aiosmtpd reads commands from a stream, so it copes with pipelined input; it
+            # just never advertises the extension (RFC 2920). The last line ends the reply.
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
 
     async def handle_MAIL(
@@ -303,6 +307,12 @@ class _SmtpProtocol(SMTP):
         self._test_server._connections.discard(self)
         super().connection_lost(error)
 
+    def data_received(self, data: bytes) -> None:
+        # One call per chunk the event loop read from the socket: how tests see whether
+        # commands arrived together (pipelined) or one by one.
+        self._test_server.reads.append(data)
+        super().data_received(data)
+
     async def _handle_client(self) -> None:
         reply = self._test_server.fail_greeting
         if reply is None:
@@ -348,6 +358,11 @@ class SmtpTestServer:
     that follows that many accepted messages on a connection. ``connections_made`` counts
     the connections clients opened. ``before_data_reply`` (a callable or None) runs after
     a message's content arrived and before the server answers it.
+
+    ``pipelining`` (default False, switchable) advertises PIPELINING (RFC 2920) in the
+    EHLO reply. ``reads`` lists the chunks of client data in the order the server read
+    them from the socket (after TLS decryption); a chunk holding several commands means
+    the client sent them in one write.
     """
 
     host = LOCALHOST
@@ -364,6 +379,7 @@ class SmtpTestServer:
         auth_require_tls: bool | None = None,
         require_starttls: bool = False,
         hostname: str = "mail.calmail.test",
+        pipelining: bool = False,
     ):
         if tls not in ("none", "starttls", "ssl"):
             raise ValueError(f"Unknown tls mode {tls!r}.")
@@ -376,11 +392,13 @@ class SmtpTestServer:
         self.username = username
         self._password = password
         self.auth_mechanisms = tuple(mechanism.upper() for mechanism in auth_mechanisms)
+        self.pipelining = pipelining
 
         self.messages: list[ReceivedMessage] = []
         self.auth_attempts: list[AuthAttempt] = []
         self.senders_seen: list[str] = []
         self.recipients_seen: list[str] = []
+        self.reads: list[bytes] = []
         self.fail_greeting: Reply | None = None
         self.fail_mail: Reply | None = None
         self.fail_rcpt: Reply | None = None
@@ -433,6 +451,7 @@ class SmtpTestServer:
         self.port = self._controller.port
         # aiosmtpd's start-up probe was a connection too; count only the clients'.
         self.connections_made = 0
+        self.reads.clear()
         return self
 
     def stop(self) -> None:
@@ -458,6 +477,7 @@ class SmtpTestServer:
         self.auth_attempts.clear()
         self.senders_seen.clear()
         self.recipients_seen.clear()
+        self.reads.clear()
         self.fail_greeting = self.fail_mail = self.fail_rcpt = self.fail_data = None
         self.reject_recipients.clear()
         self.drop_after_messages = None

@@ -1,9 +1,11 @@
+import email
+import email.policy
 import re
 import shutil
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from mailbox.delivery import StopReason, build_email, sweep
+from mailbox.delivery import StopReason, sweep
+from mailbox.mime import build_email
 from mailbox.models import (
     AttachmentType,
     DeliveryAttempt,
@@ -19,7 +22,7 @@ from mailbox.models import (
     OutboxMessage,
     Status,
 )
-from mailbox.services import AttachmentSpec, enqueue
+from mailbox.services import AttachmentSpec, enqueue, message_resend
 from smtpconfig.models import Mailer, SmtpConfiguration
 from tests.mailbox.conftest import WORKER, configuration_for, deliver, due_mail
 from tests.smtp_server import SilentServer, unused_port
@@ -128,6 +131,92 @@ def test_deliver_sends_the_whole_message(configuration, smtp_server):
     assert attempt.outcome == "sent"
     assert attempt.reply_code == 250
     assert QUEUE_ID.fullmatch(attempt.reply_text)
+
+
+def test_enqueue_builds_the_mail_once_and_the_engine_sends_those_bytes(configuration, smtp_server):
+    message = enqueue(
+        to=["lab@example.org"],
+        bcc=["archive@example.org"],
+        subject="Kalibrierung fällig: Messschieber 4711",
+        body_text="Guten Tag,\n.eine Zeile mit Punkt am Anfang\nder Messschieber ist fällig.",
+        body_html="<p>Guten Tag</p>",
+        from_email="labor@example.com",
+        from_name="Kalibrierlabor",
+        smtp_configuration=configuration,
+    )
+    stored = bytes(reload(message).raw_message)
+    assert stored.startswith(b"Content-Type: multipart/alternative")
+    assert f"Message-ID: {message.message_id}".encode() in stored
+    assert b"Bcc" not in stored
+
+    deliver(configuration)
+
+    [received] = smtp_server.messages
+    # The server got exactly the stored bytes (the dot-stuffing undone), Bcc in the
+    # envelope only.
+    assert received.raw == stored
+    assert received.recipients == ["lab@example.org", "archive@example.org"]
+    assert reload(message).status == Status.SENT
+
+
+def test_a_resend_sends_the_same_bytes_again(configuration, smtp_server):
+    message = enqueue(
+        to=["lab@example.org"],
+        subject="Erinnerung",
+        body_text="Text",
+        smtp_configuration=configuration,
+    )
+    deliver(configuration)
+    message_resend(message=reload(message))
+    deliver(configuration)
+
+    first, second = smtp_server.messages
+    # (A content that does not end in a line break gets one on the wire.)
+    assert first.raw == second.raw == bytes(reload(message).raw_message) + b"\r\n"
+
+
+def test_planned_mail_is_dated_when_it_is_planned_for(configuration):
+    planned = timezone.now() + timedelta(days=3)
+    message = enqueue(
+        to=["lab@example.org"],
+        subject="Geplant",
+        body_text="Text",
+        scheduled_at=planned,
+        smtp_configuration=configuration,
+    )
+    mail = email.message_from_bytes(bytes(message.raw_message), policy=email.policy.default)
+    # Without EMAIL_USE_LOCALTIME Django dates mails in UTC, written as "-0000".
+    assert mail["Date"].datetime.replace(tzinfo=UTC) == planned.replace(microsecond=0)
+
+
+def test_mail_with_file_attachments_is_built_when_sent(configuration, smtp_server):
+    message = enqueue(
+        to=["lab@example.org"],
+        subject="Bericht",
+        body_text="Anbei der Bericht.",
+        attachments=[AttachmentSpec("bericht.pdf", b"%PDF-1.4 report", "application/pdf")],
+        smtp_configuration=configuration,
+    )
+    # The file stays in storage only; the row does not carry a second copy.
+    assert bytes(reload(message).raw_message) == b""
+
+    deliver(configuration)
+
+    [received] = smtp_server.messages
+    [part] = received.message.iter_attachments()
+    assert part.get_payload(decode=True) == b"%PDF-1.4 report"
+
+
+def test_rows_without_a_built_mail_are_built_when_sent(configuration, smtp_server):
+    # Rows stored before enqueue() built mails (or made without it) still go out.
+    message = due_mail(configuration, subject="Alt", body_text="Noch ohne fertige Mail")
+    assert bytes(message.raw_message) == b""
+
+    deliver(configuration)
+
+    [received] = smtp_server.messages
+    assert str(received.message["Message-ID"]) == message.message_id
+    assert body(received.message, "plain").rstrip() == "Noch ohne fertige Mail"
 
 
 def test_deliver_link_attachments_are_not_attached(configuration, smtp_server):
