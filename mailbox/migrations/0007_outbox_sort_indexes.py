@@ -12,8 +12,12 @@ import django.db.models.functions.comparison
 import django.db.models.functions.text
 from django.db import migrations, models
 
+from calmail.common.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # Built without blocking the outbox on PostgreSQL (CREATE INDEX CONCURRENTLY).
+    atomic = False
 
     # Only indexes of the outbox: its own previous migration is all this needs.
     dependencies = [
@@ -25,55 +29,55 @@ class Migration(migrations.Migration):
             model_name='outboxmessage',
             name='outbox_sent_idx',
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['sent_at', 'id'], name='outbox_sent_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['status', 'id'], name='outbox_sort_status_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['source_label', 'source', 'id'], name='outbox_sort_action_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(django.db.models.functions.text.Left(models.F('recipient'), 100), models.F('id'), name='outbox_sort_recipient_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['recipient_owner', 'id'], name='outbox_sort_owner_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['address_type', 'id'], name='outbox_sort_addrtype_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['attachment_count', 'id'], name='outbox_sort_attcount_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['export_type', 'id'], name='outbox_sort_export_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(django.db.models.functions.text.Left(django.db.models.functions.comparison.Cast('parameters', models.TextField()), 100), models.F('id'), name='outbox_sort_params_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['attachment_type', 'id'], name='outbox_sort_atttype_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(fields=['exported_attachments', 'id'], name='outbox_sort_exported_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(django.db.models.functions.text.Left(models.F('error_message'), 100), models.F('id'), name='outbox_sort_error_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='outboxmessage',
             index=models.Index(django.db.models.functions.text.Left(models.F('subject'), 100), models.F('id'), name='outbox_sort_subject_idx'),
         ),
