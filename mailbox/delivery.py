@@ -13,7 +13,9 @@ The outbox row is the truth (DESIGN.md, "Data flow" and 5.6.2). A run of ``deliv
 3. sends the batch over one reused connection (reopened after
    ``max_messages_per_connection`` and after a dropped connection) and commits each
    mail's outcome with its DeliveryAttempt right after the server's reply, so a killed
-   worker can send at most its one in-flight mail twice (with the same Message-ID);
+   worker can send at most its one in-flight mail twice (with the same Message-ID).
+   A mail goes out as the bytes enqueue() built (mailbox/mime.py), with the SMTP
+   commands pipelined where the server offers it (mailbox/pipelining.py);
 4. repeats until nothing is due or a limit stops it (rate limit, ``max_messages``, the
    run's time budget), then frees the slot.
 
