@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -67,19 +67,22 @@ SEND_FIELDS = (
     "status",
     "attempt_count",
     "from_email",
-    "from_name",
     "to",
     "cc",
     "bcc",
+    "raw_message",
+    "attachment_type",
+    "attachment_count",
+)
+# What building a mail needs besides, read only for the few rows enqueue() did not build.
+BUILD_FIELDS = (
+    "from_name",
     "reply_to",
     "subject",
     "body_text",
     "body_html",
     "headers",
     "message_id",
-    "raw_message",
-    "attachment_type",
-    "attachment_count",
 )
 # Not for security: spreading retries so deferred mail does not come back in one burst.
 _jitter = random.Random()  # noqa: S311
@@ -164,6 +167,7 @@ def _prepare(row: OutboxMessage, attachments: Sequence[OutboxAttachment]) -> _En
     attaches files from storage (and for rows stored before enqueue() built mails)."""
     data = bytes(row.raw_message)
     if not data:
+        row.refresh_from_db(fields=BUILD_FIELDS)
         data = mime.render(mime.build_email(row, attachments=attachments))
     sender, recipients = mime.envelope(row)
     return _Envelope(sender=sender, recipients=recipients, data=data)
@@ -574,10 +578,13 @@ def _store_outcome(
     *, message_id: int, worker: str, status: str, error: str, fields: dict, attempt: tuple
 ) -> bool:
     """Write a mail's new status and its attempt; False if the row was no longer ours."""
-    statements = _statements.get(connection.vendor)
+    # The wrapper itself, not the proxy: every attribute of the proxy is a lookup of
+    # the thread's connection, several per mail.
+    db = connections[DEFAULT_DB_ALIAS]
+    statements = _statements.get(db.vendor)
     if statements is None:
-        statements = _statements[connection.vendor] = _sql()
-    adapt = connection.ops.adapt_datetimefield_value
+        statements = _statements[db.vendor] = _sql()
+    adapt = db.ops.adapt_datetimefield_value
     update_params = [
         status,
         error,
@@ -592,20 +599,20 @@ def _store_outcome(
     ]
     attempt_params = list(attempt)
     attempt_params[2] = adapt(attempt_params[2])
-    if connection.vendor == "postgresql":
+    if db.vendor == "postgresql":
         # A server-side prepared statement (psycopg binds the parameters on the server):
         # parsing and planning it would cost PostgreSQL more than running it, per mail.
         # Django's own cursors bind on the client and cannot prepare.
         # wrap_database_errors: a failure still counts as Django's (a dead connection is
         # then closed at the end of the task rather than reused).
-        connection.ensure_connection()
+        db.ensure_connection()
         with (
-            connection.wrap_database_errors,
-            psycopg.Cursor(connection.connection) as cursor,
+            db.wrap_database_errors,
+            psycopg.Cursor(db.connection) as cursor,
         ):
             cursor.execute(statements["both"], [*update_params, *attempt_params], prepare=True)
             return cursor.fetchone()[0] == 1
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(statements["update"], update_params)
         updated = cursor.rowcount
         cursor.execute(statements["insert"], attempt_params)
