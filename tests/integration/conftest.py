@@ -520,6 +520,8 @@ def integration_smtp_server(smtp_certificates) -> Iterator[Callable[..., Integra
 
     def start(*, port: int = 0, **options) -> IntegrationSmtpServer:
         options.setdefault("certificates", smtp_certificates)
+        # Like Postfix and most servers: the workers take the pipelined path.
+        options.setdefault("pipelining", True)
         server = IntegrationSmtpServer(port=port, **options)
         server.start()
         servers.append(server)

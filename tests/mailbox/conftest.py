@@ -32,6 +32,13 @@ def configuration_for(server, **overrides) -> SmtpConfiguration:
     return SmtpConfiguration.objects.create(**values)
 
 
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def smtp_server(smtp_server_factory, request):
+    """Plain SMTP. Every engine test runs twice: against a server that answers command by
+    command and one that offers PIPELINING (as Postfix does), the engine's other path."""
+    return smtp_server_factory(pipelining=request.param)
+
+
 @pytest.fixture
 def configuration(db, smtp_server) -> SmtpConfiguration:
     return configuration_for(smtp_server)
