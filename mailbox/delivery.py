@@ -167,18 +167,27 @@ def _prepare(row: OutboxMessage, attachments: Sequence[OutboxAttachment]) -> _En
     attaches files from storage (and for rows stored before enqueue() built mails)."""
     data = bytes(row.raw_message)
     if not data:
-        row.refresh_from_db(fields=BUILD_FIELDS)
         data = mime.render(mime.build_email(row, attachments=attachments))
     sender, recipients = mime.envelope(row)
     return _Envelope(sender=sender, recipients=recipients, data=data)
 
 
-def _attachments_for(rows: Sequence[OutboxMessage]) -> dict[int, list[OutboxAttachment]]:
-    """All file attachments of a batch in one query (none at all for mails without)."""
-    ids = [row.pk for row in rows if not row.raw_message and mime.attaches_files(row)]
+def _load_for_building(rows: Sequence[OutboxMessage]) -> dict[int, list[OutboxAttachment]]:
+    """For the rows of a batch that are built now: their content fields (the claim read
+    only the envelope) and their file attachments, in two queries for the whole batch.
+    Returns the attachments by row."""
+    unbuilt = {row.pk: row for row in rows if not row.raw_message}
     found: dict[int, list[OutboxAttachment]] = defaultdict(list)
-    if ids:
-        for attachment in OutboxAttachment.objects.filter(message_id__in=ids).order_by("id"):
+    if not unbuilt:
+        return found
+    for values in OutboxMessage.objects.filter(pk__in=list(unbuilt)).values("pk", *BUILD_FIELDS):
+        row = unbuilt[values.pop("pk")]
+        for name, value in values.items():
+            setattr(row, name, value)
+    with_files = [pk for pk, row in unbuilt.items() if mime.attaches_files(row)]
+    if with_files:
+        attachments = OutboxAttachment.objects.filter(message_id__in=with_files).order_by("id")
+        for attachment in attachments:
             found[attachment.message_id].append(attachment)
     return found
 
@@ -722,7 +731,7 @@ def _elapsed_ms(started: float) -> int:
 def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool:
     """Send claimed rows one by one; False when the connection failed and the run must stop."""
     configuration = run.configuration
-    attachments = _attachments_for(rows)
+    attachments = _load_for_building(rows)
     for position, row in enumerate(rows):
         if run.lease_lost:
             return False

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mailbox.delivery import StopReason, sweep
@@ -217,6 +218,35 @@ def test_rows_without_a_built_mail_are_built_when_sent(configuration, smtp_serve
     [received] = smtp_server.messages
     assert str(received.message["Message-ID"]) == message.message_id
     assert body(received.message, "plain").rstrip() == "Noch ohne fertige Mail"
+
+
+def test_mails_built_when_sent_are_loaded_once_per_batch(configuration, smtp_server):
+    # The claim reads only the envelope; the content and the files of the mails built
+    # now come in one query each for the whole batch, not one per mail.
+    for number in range(10):
+        enqueue(
+            to=[f"lab{number}@example.org"],
+            subject=f"Bericht {number}",
+            body_text="Anbei.",
+            attachments=[AttachmentSpec(f"bericht{number}.pdf", b"%PDF-1.4", "application/pdf")],
+            smtp_configuration=configuration,
+        )
+
+    with CaptureQueriesContext(connection) as captured:
+        stats = deliver(configuration)
+
+    assert (stats.sent, stats.batches) == (10, 1)
+    statements = [query["sql"] for query in captured]
+    content_reads = [sql for sql in statements if "body_text" in sql and sql.startswith("SELECT")]
+    attachment_reads = [
+        sql for sql in statements if "mailbox_outboxattachment" in sql and sql.startswith("SELECT")
+    ]
+    assert (len(content_reads), len(attachment_reads)) == (1, 1)
+    assert sorted(
+        part.get_filename()
+        for mail in smtp_server.messages
+        for part in mail.message.iter_attachments()
+    ) == sorted(f"bericht{number}.pdf" for number in range(10))
 
 
 def test_deliver_link_attachments_are_not_attached(configuration, smtp_server):
