@@ -13,6 +13,27 @@ PASSWORD = "correct horse battery staple"
 REQUIRE_SERVICES = os.environ.get("CALMAIL_REQUIRE_SERVICES") == "1"
 
 
+def pytest_collection_modifyitems(items):
+    """Every transactional test gets serialized rollback: the database it leaves is the
+    migrated one (roles, permissions), whatever ran before.
+
+    A transactional test ends with a flush. A plain flush lets post_migrate create the
+    content types and permissions again, under new ids; a later test that restores the
+    serialized database (browser tests, the two-beat race) then fails on a duplicate
+    content type, depending on the order the tests happen to run in."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if (
+            marker is not None
+            and marker.kwargs.get("transaction")
+            and "serialized_rollback" not in marker.kwargs
+        ):
+            item.add_marker(
+                pytest.mark.django_db(*marker.args, **marker.kwargs, serialized_rollback=True),
+                append=False,
+            )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
