@@ -103,6 +103,17 @@ def prebuilt(message: OutboxMessage) -> bytes:
     return render(build_email(message, date=message.scheduled_at or datetime.now().astimezone()))
 
 
+def as_sent(message: OutboxMessage) -> bytes:
+    """The mail as it goes to the server: the bytes enqueue() built, or for a mail with
+    file attachments the same build the engine makes when it sends it.
+    Raises UnbuildableMessage when an attachment file is gone."""
+    data = bytes(message.raw_message)
+    if data:
+        return data
+    attachments = message.attachments.order_by("id") if attaches_files(message) else ()
+    return render(build_email(message, attachments=attachments))
+
+
 def envelope(message: OutboxMessage) -> tuple[str, list[str]]:
     """The SMTP envelope: the bare sender address and every recipient (To, Cc, Bcc)."""
     encoding = settings.DEFAULT_CHARSET

@@ -9,6 +9,7 @@ urlpatterns = [
     path("bulk/", views.OutboxBulkView.as_view(), name="bulk"),
     path("<int:pk>/", views.OutboxDetailView.as_view(), name="detail"),
     path("<int:pk>/body/", views.OutboxBodyView.as_view(), name="body"),
+    path("<int:pk>/mail.eml", views.OutboxRawView.as_view(), name="raw"),
     path(
         "<int:pk>/attachments/<uuid:uuid>/",
         views.OutboxAttachmentView.as_view(),

@@ -8,7 +8,7 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core import signing
 from django.db import transaction
 from django.db.models import F
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +23,7 @@ from django_tables2.paginators import LazyPaginator
 from calmail.common.html import body_frame_response, protect_download
 from calmail.common.lists import BulkAction, CalmailListView
 from calmail.common.sections import SectionBulkView, SectionObjectMixin, bulk_result
-from mailbox import services
+from mailbox import mime, services
 from mailbox.filters import OutboxFilter
 from mailbox.links import attachment_uuid_from_token
 from mailbox.models import OutboxAttachment, OutboxMessage, Status
@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 LIST_TITLE = gettext_lazy("Outbox")
 
 # The list never needs the (possibly large) bodies.
-LIST_DEFERRED = ("body_text", "body_html", "headers")
+# The list never shows these; raw_message alone is a few KB a row.
+LIST_DEFERRED = ("body_text", "body_html", "headers", "raw_message")
 
 
 # --- actions: refusals shown on confirm pages, and the work ------------------------------
@@ -217,6 +218,26 @@ class OutboxBodyView(MessageMixin, View):
         if not message.body_html:
             raise Http404(_("This mail has no HTML part."))
         return body_frame_response(title=message.subject, html=message.body_html)
+
+
+# --- the whole mail as sent ------------------------------------------------------------------
+
+
+class OutboxRawView(MessageMixin, View):
+    """The mail exactly as the server gets it, as an .eml file: for checking headers,
+    encodings and attachments in a mail program. Bcc is not in it (envelope only)."""
+
+    def get(self, request, pk):
+        message = self.get_message()
+        try:
+            data = mime.as_sent(message)
+        except mime.UnbuildableMessage as exc:
+            # Back to the mail, saying which file is missing (a bare 404 would not).
+            messages.error(request, str(exc))
+            return redirect("mailbox:detail", pk=message.pk)
+        response = HttpResponse(data, content_type="message/rfc822")
+        response["Content-Disposition"] = f'attachment; filename="mail-{message.pk}.eml"'
+        return protect_download(response)
 
 
 # --- attachments ---------------------------------------------------------------------------

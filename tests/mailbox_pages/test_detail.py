@@ -300,3 +300,91 @@ def test_detail_offers_actions_that_fit_the_status(client_for, admin, mail):
     assert reverse("mailbox:resend", args=[mail.pk]) in links
     assert reverse("mailbox:delete", args=[mail.pk]) in links
     assert reverse("mailbox:cancel", args=[mail.pk]) not in links
+
+
+# --- the whole mail as .eml ------------------------------------------------------------------
+
+
+def _eml(client, message):
+    import email
+    import email.policy
+
+    response = client.get(reverse("mailbox:raw", args=[message.pk]))
+    assert response.status_code == 200
+    return response, email.message_from_bytes(response.content, policy=email.policy.default)
+
+
+@pytest.mark.django_db
+def test_detail_offers_the_mail_as_eml(client_for, admin):
+    message = OutboxMessageFactory(subject="Erinnerung")
+
+    response = client_for(admin).get(reverse("mailbox:detail", args=[message.pk]))
+
+    assert reverse("mailbox:raw", args=[message.pk]).encode() in response.content
+
+
+@pytest.mark.django_db
+def test_eml_is_exactly_what_enqueue_built(client_for, admin):
+    from mailbox.services import enqueue
+
+    SmtpConfigurationFactory(is_default=True)
+    message = enqueue(
+        to=["lab@example.org"],
+        bcc=["archiv@example.org"],
+        subject="Kalibrierung fällig",
+        body_text="Guten Tag",
+        body_html="<p>Guten Tag</p>",
+    )
+
+    response, mail = _eml(client_for(admin), message)
+
+    assert response.content == bytes(message.raw_message)
+    assert response["Content-Type"] == "message/rfc822"
+    assert response["Content-Disposition"] == f'attachment; filename="mail-{message.pk}.eml"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert str(mail["Message-ID"]) == message.message_id
+    assert str(mail["Subject"]) == "Kalibrierung fällig"
+    # Bcc recipients are in the envelope only, never in the mail itself.
+    assert mail["Bcc"] is None
+    assert b"archiv@example.org" not in response.content
+
+
+@pytest.mark.django_db
+def test_eml_of_a_mail_with_files_carries_them(client_for, admin):
+    from mailbox.services import AttachmentSpec, enqueue
+
+    SmtpConfigurationFactory(is_default=True)
+    message = enqueue(
+        to=["lab@example.org"],
+        subject="Bericht",
+        body_text="Anbei.",
+        attachments=[AttachmentSpec("bericht.pdf", b"%PDF-1.4 Bericht", "application/pdf")],
+    )
+
+    _response, mail = _eml(client_for(admin), message)
+
+    [part] = mail.iter_attachments()
+    assert (part.get_filename(), part.get_payload(decode=True)) == (
+        "bericht.pdf",
+        b"%PDF-1.4 Bericht",
+    )
+
+
+@pytest.mark.django_db
+def test_eml_of_a_mail_whose_file_is_gone_says_so(client_for, admin):
+    from mailbox.services import AttachmentSpec, enqueue
+
+    SmtpConfigurationFactory(is_default=True)
+    message = enqueue(
+        to=["lab@example.org"],
+        subject="Bericht",
+        body_text="Anbei.",
+        attachments=[AttachmentSpec("bericht.pdf", b"%PDF-1.4", "application/pdf")],
+    )
+    attachment = message.attachments.get()
+    attachment.file.storage.delete(attachment.file.name)
+
+    response = client_for(admin).get(reverse("mailbox:raw", args=[message.pk]), follow=True)
+
+    assert response.redirect_chain == [(reverse("mailbox:detail", args=[message.pk]), 302)]
+    assert "Der Anhang bericht.pdf kann nicht gelesen werden" in response.content.decode()

@@ -42,6 +42,7 @@ def object_urls(message) -> dict[str, str]:
     return {
         "detail": reverse("mailbox:detail", args=[message.pk]),
         "body": reverse("mailbox:body", args=[message.pk]),
+        "raw": reverse("mailbox:raw", args=[message.pk]),
         "attachment": reverse("mailbox:attachment", args=[message.pk, attachment.uuid]),
         "resend": reverse("mailbox:resend", args=[message.pk]),
         "cancel": reverse("mailbox:cancel", args=[message.pk]),
@@ -78,7 +79,7 @@ def test_outbox_list_user_without_team_sees_own_mails_only(client_for, mails):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["detail", "body", "attachment"])
+@pytest.mark.parametrize("name", ["detail", "body", "raw", "attachment"])
 def test_outbox_foreign_mail_by_url_is_404(client_for, power_user, mails, name):
     mails["foreign"].body_html = "<p>Geheim</p>"
     mails["foreign"].save()
@@ -92,7 +93,7 @@ def test_outbox_foreign_mail_by_url_is_404(client_for, power_user, mails, name):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["detail", "body", "attachment"])
+@pytest.mark.parametrize("name", ["detail", "body", "raw", "attachment"])
 def test_outbox_team_mail_by_url_is_shown(client_for, viewer, mails, name):
     mails["team"].body_html = "<p>Sichtbar</p>"
     mails["team"].save()
@@ -116,6 +117,7 @@ def test_outbox_administrator_reaches_any_mail_by_url(client_for, admin, mails):
     assert statuses == {
         "detail": 200,
         "body": 404,  # the mail has no HTML part
+        "raw": 200,
         "attachment": 200,
         "resend": 200,
         "cancel": 200,
@@ -124,7 +126,9 @@ def test_outbox_administrator_reaches_any_mail_by_url(client_for, admin, mails):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["list", "detail", "body", "attachment", "resend", "delete"])
+@pytest.mark.parametrize(
+    "name", ["list", "detail", "body", "raw", "attachment", "resend", "delete"]
+)
 def test_outbox_outsider_is_forbidden(client_for, outsider, mails, name):
     urls = {"list": reverse("mailbox:list"), **object_urls(mails["team"])}
 
@@ -135,7 +139,7 @@ def test_outbox_outsider_is_forbidden(client_for, outsider, mails, name):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["list", "detail", "body", "attachment", "resend"])
+@pytest.mark.parametrize("name", ["list", "detail", "body", "raw", "attachment", "resend"])
 def test_outbox_anonymous_is_sent_to_login(client, mails, name):
     urls = {"list": reverse("mailbox:list"), **object_urls(mails["team"])}
 
