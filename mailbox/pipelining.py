@@ -38,6 +38,11 @@ RECIPIENT_ACCEPTED = (250, 251)
 # smtplib's _quote_periods(): a line starting with "." gets another one (RFC 5321 4.5.2).
 _LEADING_PERIOD = re.compile(rb"(?m)^\.")
 CRLF = b"\r\n"
+# Commands and replies in flight must fit the sockets' buffers (RFC 2920 4: a client
+# must not write so much that it stops reading the replies), or both sides wait on each
+# other. About 40 bytes a recipient keeps this far below the usual 64 KB; a mail to more
+# recipients goes command by command.
+MAX_PIPELINED_RECIPIENTS = 100
 
 
 def send_mail(
@@ -54,7 +59,7 @@ def send_mail(
         recipients = [recipients]
     recipients = list(recipients)
     client.ehlo_or_helo_if_needed()
-    if not client.has_extn("pipelining"):
+    if not client.has_extn("pipelining") or len(recipients) > MAX_PIPELINED_RECIPIENTS:
         return _send_one_by_one(client, sender, recipients, data)
     return _send_pipelined(client, sender, recipients, data)
 

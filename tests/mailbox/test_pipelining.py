@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbox.pipelining import _quoted, send_mail
+from mailbox.pipelining import MAX_PIPELINED_RECIPIENTS, _quoted, send_mail
 from smtpconfig.transport import Direction, TranscriptLine, TranscriptSMTP
 from tests.smtp_server import LOCALHOST, SmtpTestServer, unused_port
 
@@ -169,6 +169,32 @@ def test_without_pipelining_every_command_is_a_write_of_its_own(smtp_server_fact
     assert len(writes) == 5
     assert not any(b"mail FROM" in read and b"rcpt TO" in read for read in server.reads)
     assert server.messages[0].raw == CONTENT
+
+
+def test_many_recipients_go_command_by_command(server, connect):
+    # More commands than the socket buffers safely hold are not pipelined (RFC 2920 4).
+    recipients = [f"r{number}@example.org" for number in range(MAX_PIPELINED_RECIPIENTS + 1)]
+    client = connect(server)
+    client.ehlo()
+    writes = count_sends(client)
+
+    refused, reply = send_mail(client, SENDER, recipients, CONTENT)
+
+    assert (refused, reply[0]) == ({}, 250)
+    assert len(writes) == len(recipients) + 3  # MAIL, each RCPT, DATA, content
+    assert server.messages[0].recipients == recipients
+
+
+def test_the_most_recipients_still_pipelined(server, connect):
+    recipients = [f"r{number}@example.org" for number in range(MAX_PIPELINED_RECIPIENTS)]
+    client = connect(server)
+    client.ehlo()
+    writes = count_sends(client)
+
+    send_mail(client, SENDER, recipients, CONTENT)
+
+    assert len(writes) == 2
+    assert server.messages[0].recipients == recipients
 
 
 def test_several_mails_on_one_connection(server, connect):
