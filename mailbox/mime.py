@@ -16,14 +16,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formataddr, formatdate
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.message import sanitize_address
 from django.utils.translation import gettext as _
 
 from mailbox.models import AttachmentType, OutboxAttachment, OutboxMessage
+from smtpconfig.transport import bare_address
 
 
 class UnbuildableMessage(Exception):
@@ -122,11 +122,3 @@ def envelope(message: OutboxMessage) -> tuple[str, list[str]]:
         bare_address(message.from_email, encoding),
         [bare_address(address, encoding) for address in recipients if address],
     )
-
-
-def bare_address(address: str, encoding: str) -> str:
-    # Stored addresses were validated by enqueue(); an ASCII one without a display name is
-    # already what SMTP wants, and Django's parser would only cost time on every mail.
-    if address.isascii() and "<" not in address:
-        return address
-    return parseaddr(sanitize_address(address, encoding))[1]

@@ -370,8 +370,8 @@ class SendmailBackend(BaseEmailBackend):
             return False
         encoding = message.encoding or settings.DEFAULT_CHARSET
         self.send_raw(
-            _bare_address(message.from_email, encoding),
-            [_bare_address(recipient, encoding) for recipient in recipients],
+            bare_address(message.from_email, encoding),
+            [bare_address(recipient, encoding) for recipient in recipients],
             message.message().as_bytes(),
         )
         return True
@@ -404,8 +404,12 @@ class SendmailBackend(BaseEmailBackend):
             raise SendmailError(self.sendmail_path, completed.returncode, stderr_line)
 
 
-def _bare_address(address: str, encoding: str) -> str:
+def bare_address(address: str, encoding: str) -> str:
     """The addr-spec of an address ("Name <a@b>" -> "a@b"), IDNA-encoded like Django does."""
+    # An ASCII address without a display name is already that; Django's parser would only
+    # cost time, once per mail in the delivery engine.
+    if address.isascii() and "<" not in address:
+        return address
     return parseaddr(sanitize_address(address, encoding))[1]
 
 
