@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "actions",
     "mailbox",
     "compose",
+    "accounts",
 ]
 
 MIDDLEWARE = [

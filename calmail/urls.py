@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from accounts import views as accounts_views
 from calmail.common import views as common_views
 
 urlpatterns = [
@@ -15,6 +16,32 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Django's password reset flow; its mails go through the outbox (accounts.services).
+    path(
+        "accounts/password/forgotten/",
+        accounts_views.PasswordForgottenView.as_view(),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password/forgotten/sent/",
+        auth_views.PasswordResetDoneView.as_view(
+            template_name="registration/password_forgotten_sent.html"
+        ),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/password/set/<uidb64>/<token>/",
+        accounts_views.PasswordSetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/password/set/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="registration/password_set_complete.html"
+        ),
+        name="password_reset_complete",
+    ),
+    path("accounts/", include("accounts.urls")),
     # The language switcher must also work on the login page.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("outbox/", include("mailbox.urls")),

@@ -1,11 +1,15 @@
 import json
 
 import django_filters
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.filters import CalmailFilterSet, DateRangeFilter, NumberRangeFilter
+from calmail.common.roles import is_administrator
+from inventory.selectors import owner_group_choices
 from mailbox.models import (
     AddressType,
     AttachmentType,
@@ -20,6 +24,21 @@ NO_EXPORT = "none"
 EXPORT_TYPE_CHOICES = [
     (NO_EXPORT if value == ExportType.NONE else value, label) for value, label in ExportType.choices
 ]
+
+
+def _teams(request):
+    # Only teams whose mails the user may see anyway.
+    if request is None:
+        return Group.objects.none()
+    return owner_group_choices(user=request.user)
+
+
+def _creators(request):
+    # Others only ever see their own name here: the list of users is not theirs to browse.
+    users = get_user_model().objects.order_by("username")
+    if request is None or not is_administrator(request.user):
+        return users.filter(pk=getattr(getattr(request, "user", None), "pk", None))
+    return users
 
 
 class OutboxFilter(CalmailFilterSet):
@@ -54,6 +73,13 @@ class OutboxFilter(CalmailFilterSet):
     error_message = django_filters.CharFilter(label=_("Error message"), lookup_expr="icontains")
     created_at = DateRangeFilter(label=_("Created"))
     subject = django_filters.CharFilter(label=_("Subject"), lookup_expr="icontains")
+    # Beyond the spec's columns: the links of "Users & teams" (a team's, a user's mails).
+    owner_group = django_filters.ModelChoiceFilter(
+        label=_("Team"), queryset=_teams, empty_label=_("any")
+    )
+    created_by = django_filters.ModelChoiceFilter(
+        label=_("Created by"), queryset=_creators, empty_label=_("any")
+    )
 
     class Meta:
         model = OutboxMessage

@@ -24,6 +24,7 @@ class Category(models.TextChoices):
     ACTION = "action", _("action")
     COMPOSE = "compose", _("compose")
     SECURITY = "security", _("security")
+    USERS = "users", _("users & teams")
 
 
 class AuditAction(models.TextChoices):

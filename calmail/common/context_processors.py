@@ -56,6 +56,7 @@ SECTIONS = (
         "rulers",
     ),
     Section("maillog", _("Log"), "maillog:list", "maillog.view_logentry", "journal-text"),
+    Section("accounts", _("Users & teams"), "accounts:user_list", "auth.view_user", "person-gear"),
     Section("compose", _("Compose"), "compose:new", "compose.send_mail", "pencil-square"),
 )
 

@@ -28,6 +28,31 @@ def is_administrator(user) -> bool:
     return user.groups.filter(name=ADMINISTRATOR).exists()
 
 
+def role_of(user) -> str:
+    """The user's role name ("" for none). A superuser counts as an administrator; a
+    user left in several role groups (Django admin allows it) counts by the highest."""
+    if user.is_superuser:
+        return ADMINISTRATOR
+    names = set(user.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
+    return next((role for role in ROLE_NAMES if role in names), "")
+
+
+def is_role_name(name: str) -> bool:
+    """Would a group of this name be mistaken for a role? Compared without case and
+    spaces, against the role names and their labels in every language of the site."""
+    from django.conf import settings
+    from django.utils import translation
+
+    def key(text: str) -> str:
+        return "".join(str(text).split()).replace("-", "").casefold()
+
+    taken = {key(role) for role in ROLE_NAMES}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            taken.update(key(label) for label in ROLE_LABELS.values())
+    return key(name) in taken
+
+
 def team_groups(user):
     """The user's own groups that are teams, not roles: they own actions and mails."""
     from django.contrib.auth.models import Group
