@@ -194,3 +194,9 @@ def user_references(user) -> list[Dependent]:
         Dependent(_("Compose drafts"), Draft.objects.filter(owner=user).count()),
     ]
     return [dependent for dependent in found if dependent.count]
+
+
+def stored_language(user) -> str:
+    """The language in the user's profile, "" if they never had one (then the browser's
+    or the installation's language applies)."""
+    return UserProfile.objects.filter(user=user).values_list("language", flat=True).first() or ""

@@ -1,15 +1,20 @@
 """Users & teams (administrators only): lists, forms and confirm pages. Every write goes
 through accounts.services."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import translation
+from django.utils.translation import check_for_language, gettext_lazy, gettext_noop, ngettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop, ngettext_lazy
 from django.views import View
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 from accounts import services
 from accounts.filters import TeamFilter, UserFilter
@@ -31,6 +36,7 @@ from accounts.selectors import (
     VIEW_TEAMS,
     VIEW_USERS,
     may_manage_people,
+    stored_language,
     team_dependents,
     team_list,
     team_members,
@@ -49,6 +55,7 @@ from calmail.common.sections import (
     bulk_result,
 )
 from inventory.recipients import user_display_name
+from inventory.services import profile_set_language as language_set
 from maillog.models import Category, Level
 from maillog.services import log_event
 
@@ -553,3 +560,46 @@ class PasswordForgottenView(auth_views.PasswordResetView):
     form_class = PasswordResetByOutboxForm
     template_name = "registration/password_forgotten.html"
     success_url = reverse_lazy("password_reset_done")
+
+
+# --- one language per user ------------------------------------------------------------------
+
+
+def set_language_cookie(response, language: str) -> None:
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        path=settings.LANGUAGE_COOKIE_PATH,
+        domain=settings.LANGUAGE_COOKIE_DOMAIN,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+    )
+
+
+class SignInView(auth_views.LoginView):
+    """Django's login; afterwards the pages speak the user's language (their profile's,
+    which is also the language of the mails they receive), if one was ever chosen."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        language = stored_language(form.get_user())
+        if language:
+            translation.activate(language)
+            set_language_cookie(response, language)
+        return response
+
+
+@login_not_required
+@require_POST
+def switch_language(request):
+    """Django's set_language; for a signed-in user the choice also becomes their
+    profile's language, so it holds on every device and for their mails."""
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and check_for_language(language):
+        language_set(user=request.user, language=language)
+    return response

@@ -1,8 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
-from django.views.i18n import set_language
 
 from accounts import views as accounts_views
 from calmail.common import views as common_views
@@ -12,7 +10,7 @@ urlpatterns = [
     path("healthz", common_views.healthz, name="healthz"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        accounts_views.SignInView.as_view(),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -43,7 +41,7 @@ urlpatterns = [
     ),
     path("accounts/", include("accounts.urls")),
     # The language switcher must also work on the login page.
-    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("i18n/setlang/", accounts_views.switch_language, name="set_language"),
     path("outbox/", include("mailbox.urls")),
     path("templates/", include("templates_app.urls")),
     path("actions/", include("actions.urls")),

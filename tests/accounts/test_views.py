@@ -630,3 +630,44 @@ def test_english_pages(client_for, admin, member):
     page = text(client.get(reverse("accounts:user_list")))
 
     assert "Users" in page and "Last login" in page
+
+
+# --- one language per user -------------------------------------------------------------------
+
+
+def test_sign_in_switches_the_pages_to_the_users_language(client, member):
+    member.set_password(SECRET)
+    member.save()
+    UserProfile.objects.create(user=member, language="en")
+
+    response = client.post(reverse("login"), {"username": "paula", "password": SECRET}, follow=True)
+
+    assert response.wsgi_request.LANGUAGE_CODE == "en"
+    assert '<html lang="en">' in text(response)
+
+
+def test_sign_in_without_a_profile_keeps_the_chosen_language(client, member):
+    member.set_password(SECRET)
+    member.save()
+    english(client)
+
+    response = client.post(reverse("login"), {"username": "paula", "password": SECRET}, follow=True)
+
+    assert '<html lang="en">' in text(response)
+    assert not UserProfile.objects.filter(user=member).exists()
+
+
+def test_language_switch_of_a_signed_in_user_is_their_profile_language(client_for, member):
+    client = client_for(member)
+
+    client.post(reverse("set_language"), {"language": "en", "next": "/outbox/"})
+
+    assert UserProfile.objects.get(user=member).language == "en"
+
+
+def test_language_switch_on_the_login_page_stores_nothing(client):
+    response = client.post(reverse("set_language"), {"language": "en", "next": "/accounts/login/"})
+
+    assert response.status_code == 302
+    assert response.cookies["django_language"].value == "en"
+    assert not UserProfile.objects.exists()
