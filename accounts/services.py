@@ -445,17 +445,6 @@ def team_update(*, team: Team, name: str, members: Iterable | None = None) -> di
     return changes
 
 
-@transaction.atomic
-def team_add_members(*, team: Team, users: Iterable) -> int:
-    """Add users to a team (bulk action of the users list). Returns how many joined."""
-    before = _team_state(team)
-    team.user_set.add(*users)
-    changes = diff_fields(before, _team_state(team))
-    if changes:
-        log_audit(action=AuditAction.UPDATED, obj=team, category=Category.USERS, changes=changes)
-    return len(set(changes.get("members", [[], []])[1]) - set(before["members"]))
-
-
 def team_delete_refusal(team: Team) -> str | None:
     dependents = team_dependents(team)
     if not dependents:

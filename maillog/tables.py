@@ -138,7 +138,7 @@ class LogEntryTable(CalmailTable):
         return object_type_label(value)
 
     def render_object(self, record):
-        url = object_url(record.content_type, record.object_id)
+        url = object_url(record.content_type, record.object_id, user=self.user)
         if url:
             return format_html('<a href="{}">{}</a>', url, record.object_label)
         return record.object_label

@@ -671,3 +671,29 @@ def test_language_switch_on_the_login_page_stores_nothing(client):
     assert response.status_code == 302
     assert response.cookies["django_language"].value == "en"
     assert not UserProfile.objects.exists()
+
+
+# --- the Log ---------------------------------------------------------------------------------
+
+
+def test_log_links_user_and_team_entries_for_administrators(client_for, admin, member):
+    client = client_for(admin)
+    client.post(reverse("accounts:team_create"), {"name": "Labor West", "members": [member.pk]})
+    client.post(reverse("accounts:user_deactivate", args=[member.pk]))
+    team = Team.objects.get(name="Labor West")
+
+    page = text(client.get(reverse("maillog:list"), {"category": "users"}))
+
+    assert f'href="/accounts/teams/{team.pk}/"' in page
+    assert f'href="/accounts/users/{member.pk}/edit/"' in page
+
+
+def test_log_shows_a_users_own_sign_in_without_a_link_they_cannot_open(client, viewer):
+    viewer.set_password(SECRET)
+    viewer.save()
+    client.post(reverse("login"), {"username": "viewer", "password": SECRET})
+
+    page = text(client.get(reverse("maillog:list")))
+
+    assert "viewer hat sich angemeldet" in page
+    assert f"/accounts/users/{viewer.pk}/edit/" not in page
