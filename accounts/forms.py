@@ -9,7 +9,11 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Team
-from accounts.services import user_send_password_link, user_set_password
+from accounts.services import (
+    forgotten_link_sent_recently,
+    user_send_password_link,
+    user_set_password,
+)
 from calmail.common.forms import CrispyFormMixin
 from calmail.common.roles import ADMINISTRATOR, POWER_USER, ROLE_LABELS, VIEWER, role_of
 from inventory.models import Language
@@ -250,6 +254,8 @@ class PasswordResetByOutboxForm(PasswordResetForm):
 
     def save(self, *args, **kwargs):
         for user in self.get_users(self.cleaned_data["email"]):
+            if forgotten_link_sent_recently(user):
+                continue
             try:
                 user_send_password_link(user=user, reason="forgotten")
             except ValidationError:

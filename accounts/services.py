@@ -1,16 +1,18 @@
 """Writes to users and teams. Every change is in the Log's audit trail (never a password),
 and one rule holds after every change: at least one active administrator remains."""
 
+import datetime
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.encoding import force_bytes
 from django.utils.html import format_html
 from django.utils.http import urlsafe_base64_encode
@@ -24,7 +26,7 @@ from inventory.models import Language
 from inventory.services import profile_for
 from mailbox.models import AddressType, OutboxMessage, Source
 from mailbox.services import enqueue
-from maillog.models import AuditAction, Category, Level
+from maillog.models import AuditAction, Category, Level, LogEntry
 from maillog.services import CHANGED, diff_fields, log_audit, log_event
 
 USER_FIELDS = ("username", "first_name", "last_name", "email", "is_active")
@@ -275,6 +277,23 @@ def _link_validity() -> str:
     return translation.ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
 
 
+FORGOTTEN_MESSAGE = gettext_noop("Forgotten password: link for %(user)s sent to %(email)s")
+# The login page's form is open to anyone: one link per user in this many minutes, so
+# nobody can flood a user's mailbox (or the outbox) by pressing the button.
+FORGOTTEN_LINK_INTERVAL_MINUTES = 5
+
+
+def forgotten_link_sent_recently(user) -> bool:
+    since = timezone.now() - datetime.timedelta(minutes=FORGOTTEN_LINK_INTERVAL_MINUTES)
+    return LogEntry.objects.filter(
+        category=Category.USERS,
+        message=FORGOTTEN_MESSAGE,
+        content_type=ContentType.objects.get_for_model(user),
+        object_id=user.pk,
+        time__gte=since,
+    ).exists()
+
+
 @transaction.atomic
 def user_send_password_link(*, user, created_by=None, reason: str = "admin") -> OutboxMessage:
     """Mail the user a link to set their password, through the outbox and the default
@@ -330,7 +349,7 @@ def user_send_password_link(*, user, created_by=None, reason: str = "admin") -> 
         message=(
             gettext_noop("Set-password link for %(user)s sent to %(email)s")
             if reason == "admin"
-            else gettext_noop("Forgotten password: link for %(user)s sent to %(email)s")
+            else FORGOTTEN_MESSAGE
         ),
         params={"user": user.get_username(), "email": user.email},
         obj=user,
