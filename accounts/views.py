@@ -151,6 +151,7 @@ class UserListView(AdministratorsOnly, CalmailListView):
     export_name = "users"
     create_url_name = "accounts:user_create"
     create_permission = ADD_USER
+    create_label = gettext_lazy("New user")
     bulk_url_name = "accounts:user_bulk"
     bulk_actions = USER_BULK_ACTIONS
     template_name = "accounts/user_list.html"
@@ -430,6 +431,7 @@ class TeamListView(AdministratorsOnly, CalmailListView):
     export_name = "teams"
     create_url_name = "accounts:team_create"
     create_permission = ADD_TEAM
+    create_label = gettext_lazy("New team")
     bulk_url_name = "accounts:team_bulk"
     bulk_actions = TEAM_BULK_ACTIONS
     template_name = "accounts/team_list.html"

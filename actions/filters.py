@@ -62,7 +62,7 @@ class ActionFilter(CalmailFilterSet):
     start = DateRangeFilter(label=_("Start"))
     end = DateRangeFilter(label=_("End"))
     group = django_filters.ModelChoiceFilter(
-        label=_("Group"), queryset=_groups, empty_label=_("any")
+        label=_("Group"), queryset=_groups, empty_label=_("any"), null_label=_("none")
     )
     published = YesNoFilter(label=_("Published"))
     send_without_attachments = YesNoFilter(label=_("Send without attachments"))

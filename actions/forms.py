@@ -8,7 +8,9 @@ from django.utils.translation import gettext_lazy as _
 
 from actions.models import Action
 from actions.schedule import LAST
-from calmail.common.forms import CrispyFormMixin
+from calmail.common.forms import CrispyFormMixin, prepare_team_field
+from calmail.common.roles import is_administrator
+from calmail.common.teams import only_team
 from inventory.recipients import split_recipient_text
 from inventory.selectors import owner_group_choices
 from smtpconfig.models import SmtpConfiguration
@@ -113,6 +115,9 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             if default is not None:
                 initial.setdefault("smtp_configuration", default.pk)
             initial.setdefault("start", timezone.localtime().replace(second=0, microsecond=0))
+            team = only_team(user)
+            if team is not None:
+                initial.setdefault("group", team.pk)
         super().__init__(*args, **kwargs)
         self.helper.add_input(
             Submit("preview", _("Show next runs"), css_class="btn-outline-secondary")
@@ -120,7 +125,13 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
 
     def prepare_fields(self):
         self.fields["template"].queryset = visible_templates(user=self.user).order_by("name")
-        self.fields["group"].queryset = owner_group_choices(user=self.user)
+        group = self.fields["group"]
+        group.queryset = owner_group_choices(user=self.user)
+        self.team_alert = prepare_team_field(
+            group,
+            administrator=is_administrator(self.user),
+            empty_help=_("Empty: only administrators see and manage the action."),
+        )
         for name in ("days", "weekdays", "months"):
             widget = self.fields[name].widget
             widget.attrs.update({"size": 8, "data-rule-field": name})

@@ -23,8 +23,14 @@ class Action(models.Model):
     time_of_day = models.TimeField(_("time"))
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"), null=True, blank=True)
+    # Empty: administrators only see and manage the action, and its mails have no team.
     group = models.ForeignKey(
-        Group, on_delete=models.PROTECT, related_name="mail_actions", verbose_name=_("group")
+        Group,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="mail_actions",
+        verbose_name=_("group"),
     )
     published = models.BooleanField(_("published"), default=True)
     send_without_attachments = models.BooleanField(_("send without attachments"), default=False)

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_noop
 
 from actions import schedule
 from actions.models import Action, ActionRun, RunStatus, Trigger
-from actions.services import rule_of
+from actions.services import dispatch_run, rule_of
 from maillog.models import Level
 from maillog.services import log_scheduler_event
 
@@ -66,8 +66,6 @@ def _due_slots(action: Action, now: dt.datetime) -> tuple[list[dt.datetime], dt.
 
 
 def _handle(action: Action, now: dt.datetime, *, dispatch: bool) -> int | None:
-    from actions.tasks import execute_run
-
     old_due = action.next_due_at
     if not action.published:
         # Unpublished since the column was set: drop it from the index scan.
@@ -136,5 +134,5 @@ def _handle(action: Action, now: dt.datetime, *, dispatch: bool) -> int | None:
         return None
     run_id = run_now.pk
     if dispatch:
-        transaction.on_commit(lambda: execute_run.delay(run_id))
+        transaction.on_commit(lambda: dispatch_run(run_id=run_id))
     return run_id

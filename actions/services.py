@@ -19,12 +19,14 @@ from django.utils.translation import gettext_noop
 
 from actions import schedule
 from actions.models import Action, ActionRun, RunStatus, Trigger
+from calmail.common.roles import is_administrator
 from inventory.models import Customer
 from inventory.recipients import check_selection, resolve_selection
 from inventory.selectors import ScopeKind
 from mailbox.services import enqueue
 from maillog.models import Level
 from maillog.services import log_scheduler_event
+from templates_app.models import AddAttachment
 from templates_app.rendering import TemplateRenderError
 from templates_app.services import render_for_recipient
 
@@ -93,6 +95,11 @@ def _validate(action: Action, *, user=None) -> None:
         errors.update(exc.message_dict)
     if action.end is not None and action.start and action.end < action.start:
         errors.setdefault("end", []).append(_("The end lies before the start."))
+    if user is not None and action.group_id is None and not is_administrator(user):
+        # Without a team only administrators would see the action: its author would lose it.
+        errors.setdefault("group", []).append(
+            _("Choose a team: only administrators may leave it empty.")
+        )
     if not action.recipients:
         errors.setdefault("recipients", []).append(_("Choose at least one recipient."))
     elif user is not None:
@@ -179,13 +186,48 @@ def action_delete(*, action: Action) -> None:
 @transaction.atomic
 def action_run_now(*, action: Action, now: dt.datetime | None = None) -> ActionRun:
     """A manual run, executed at once by a worker."""
-    from actions.tasks import execute_run
-
     run = ActionRun.objects.create(
         action=action, slot=now or timezone.now(), trigger=Trigger.MANUAL
     )
-    transaction.on_commit(lambda: execute_run.delay(run.pk))
+    transaction.on_commit(lambda: dispatch_run(run_id=run.pk))
     return run
+
+
+def dispatch_run(*, run_id: int) -> None:
+    """Have a worker execute the run. Never raises: with the broker down the run stays
+    pending, and the tick dispatches it again (redispatch_waiting_runs)."""
+    from actions.tasks import execute_run
+
+    try:
+        execute_run.apply_async(
+            args=[run_id],
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception as exc:
+        logger.warning(
+            "Could not publish run #%s (%s); the next tick dispatches it again.",
+            run_id,
+            exc.__class__.__name__,
+        )
+
+
+# A pending run older than this lost its task message (broker outage): dispatch it again.
+# Long enough that a message merely waiting behind other tasks is not sent twice.
+RUN_REDISPATCH_SECONDS = 300
+
+
+def redispatch_waiting_runs(*, now: dt.datetime | None = None) -> int:
+    """Dispatch again the runs that have been pending too long. Returns how many."""
+    since = (now or timezone.now()) - dt.timedelta(seconds=RUN_REDISPATCH_SECONDS)
+    run_ids = list(
+        ActionRun.objects.filter(status=RunStatus.PENDING, created_at__lt=since)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:100]
+    )
+    for run_id in run_ids:
+        dispatch_run(run_id=run_id)
+    return len(run_ids)
 
 
 # --- executing a run ------------------------------------------------------------------------
@@ -340,7 +382,13 @@ def _send_one(
         )
     except TemplateRenderError as exc:
         return ("failed", str(exc))
-    if not rendered.has_attachment and not action.send_without_attachments:
+    # DESIGN 5.6.1: a template without any attachment always sends; the action's switch
+    # only decides about a mail whose template has a report that did not come out.
+    if (
+        action.template.add_attachment != AddAttachment.NONE
+        and not rendered.has_attachment
+        and not action.send_without_attachments
+    ):
         reason = rendered.attachment_skipped or _("the mail has no attachment")
         return (
             "skipped",

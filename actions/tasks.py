@@ -5,8 +5,11 @@ from actions import scheduler, services
 
 @shared_task(name="actions.tick", ignore_result=True)
 def tick() -> int:
-    """Beat calls this every 30 seconds; returns how many runs were started."""
-    return len(scheduler.tick())
+    """Beat calls this every 30 seconds; returns how many runs were started. Runs whose
+    task message was lost (broker outage) are dispatched again."""
+    started = len(scheduler.tick())
+    services.redispatch_waiting_runs()
+    return started
 
 
 @shared_task(

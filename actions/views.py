@@ -74,6 +74,7 @@ class ActionListView(CalmailListView):
     title = LIST_TITLE
     export_name = "actions"
     create_url_name = "actions:create"
+    create_label = gettext_lazy("New action")
     create_permission = ADD
 
     def get_queryset(self):

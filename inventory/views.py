@@ -74,6 +74,7 @@ class DistributionListListView(CalmailListView):
     title = LISTS_TITLE
     export_name = "distribution-lists"
     create_url_name = "inventory:distributionlist_create"
+    create_label = gettext_lazy("New distribution list")
     create_permission = "inventory.add_distributionlist"
     bulk_url_name = "inventory:distributionlist_bulk"
     bulk_actions = LIST_BULK_ACTIONS
@@ -231,6 +232,7 @@ class SystemAddressListView(CalmailListView):
     title = SYSTEM_TITLE
     export_name = "system-addresses"
     create_url_name = "inventory:systemaddress_create"
+    create_label = gettext_lazy("New system address")
     create_permission = "inventory.add_systemaddress"
     bulk_url_name = "inventory:systemaddress_bulk"
     bulk_actions = SYSTEM_BULK_ACTIONS

@@ -66,6 +66,7 @@ class SmtpConfigurationListView(CalmailListView):
     title = LIST_TITLE
     export_name = "smtp-configurations"
     create_url_name = "smtpconfig:create"
+    create_label = gettext_lazy("New SMTP configuration")
     create_permission = "smtpconfig.add_smtpconfiguration"
     bulk_url_name = "smtpconfig:bulk"
     bulk_actions = BULK_ACTIONS

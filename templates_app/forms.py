@@ -5,14 +5,20 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.forms import CrispyFormMixin
+from calmail.common.forms import CrispyFormMixin, prepare_team_field
 from calmail.common.roles import is_administrator
+from calmail.common.teams import only_team
 from inventory.models import Language
 from inventory.selectors import owner_group_choices
 from templates_app.models import MailTemplate
 from templates_app.placeholders import placeholder_help
 from templates_app.reports import report_choices
 from templates_app.services import EDITABLE_FIELDS, LANGUAGES, TEXT_FIELDS, texts_of
+
+# What an empty owner group means (templates_app.selectors), for administrators.
+EMPTY_OWNER_HELP = _(
+    "Empty: only administrators manage the template; everyone with access can still see and use it."
+)
 
 
 class PreRendered:
@@ -51,6 +57,10 @@ class MailTemplateForm(CrispyFormMixin, forms.ModelForm):
                 for language, texts in texts_of(instance).items()
                 for name, value in texts.items()
             }
+        elif instance is None or not instance.pk:
+            team = only_team(user)
+            if team is not None:
+                kwargs.setdefault("initial", {}).setdefault("owner_group", team.pk)
         super().__init__(*args, **kwargs)
 
     def prepare_fields(self):
@@ -76,9 +86,12 @@ class MailTemplateForm(CrispyFormMixin, forms.ModelForm):
         self.fields["report"].widget.attrs["data-report-select"] = ""
         owner_group = self.fields["owner_group"]
         owner_group.queryset = owner_group_choices(user=self.user)
-        if not is_administrator(self.user):
-            # A template without a group is managed by administrators only (selectors).
-            owner_group.required = True
+        administrator = is_administrator(self.user)
+        # A template without a group is managed by administrators only (selectors).
+        self.team_alert = prepare_team_field(
+            owner_group, administrator=administrator, empty_help=EMPTY_OWNER_HELP
+        )
+        if not administrator:
             owner_group.empty_label = None
             owner_group.help_text = _("One of your groups; its members manage the template.")
 
@@ -162,13 +175,22 @@ class DuplicateForm(CrispyFormMixin, forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         self.user = user
+        initial = kwargs.get("initial") or {}
+        if not initial.get("owner_group") and not is_administrator(user):
+            # The copy of a template without a group needs one of the user's teams.
+            team = only_team(user)
+            if team is not None:
+                kwargs["initial"] = {**initial, "owner_group": team.pk}
         super().__init__(*args, **kwargs)
 
     def prepare_fields(self):
         field = self.fields["owner_group"]
         field.queryset = owner_group_choices(user=self.user)
-        if not is_administrator(self.user):
-            field.required = True
+        administrator = is_administrator(self.user)
+        self.team_alert = prepare_team_field(
+            field, administrator=administrator, empty_help=EMPTY_OWNER_HELP
+        )
+        if not administrator:
             field.empty_label = None
 
     def clean_name(self):

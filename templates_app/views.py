@@ -71,6 +71,7 @@ class MailTemplateListView(CalmailListView):
     title = LIST_TITLE
     export_name = "templates"
     create_url_name = "templates_app:create"
+    create_label = gettext_lazy("New template")
     create_permission = ADD
     bulk_url_name = "templates_app:bulk"
     bulk_actions = BULK_ACTIONS

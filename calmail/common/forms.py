@@ -3,8 +3,11 @@
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Submit
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+
+NO_TEAM = _("You are not in any team yet — ask an administrator to add you to one.")
 
 
 class CrispyFormMixin:
@@ -45,3 +48,33 @@ def add_service_errors(form, exc: ValidationError) -> None:
         return
     for name, errors in exc.error_dict.items():
         form.add_error(name if name in form.fields else None, errors)
+
+
+def prepare_team_field(field, *, administrator: bool, empty_help) -> str:
+    """Set up a form's owner-team field (its queryset already limited to the teams the
+    user may choose) and return the alert the page shows above the form, or "".
+
+    Administrators may leave it empty (`empty_help` says what that means) and are told
+    where to create a team when there is none. Everyone else must choose one of their
+    teams; a user in no team still gets the form, but the page and the field say why it
+    cannot be saved, so nothing typed is lost on the way to an administrator."""
+    has_choices = field.queryset.exists()
+    if administrator:
+        field.required = False
+        field.help_text = (
+            empty_help
+            if has_choices
+            else format_html(
+                '{} {} <a href="{}">{}</a>',
+                empty_help,
+                _("There is no team yet."),
+                reverse("accounts:team_create"),
+                _("Create a team"),
+            )
+        )
+        return ""
+    field.required = True
+    if has_choices:
+        return ""
+    field.error_messages = {**field.error_messages, "required": NO_TEAM}
+    return NO_TEAM

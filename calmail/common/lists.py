@@ -10,14 +10,18 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
 from calmail.common.export import EXPORT_FORMATS, csv_response, export_rows, xlsx_response
+from calmail.common.roles import ADMINISTRATOR, ROLE_NAMES
+
+NO_TEAM_NOTICE = gettext_lazy("You are not in any team yet — ask an administrator.")
 
 
 class ExportMixin:
@@ -43,12 +47,14 @@ class ExportMixin:
 
 class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
     """Base list page. Subclasses set model, filterset_class, table_class, permission_required,
-    title, and optionally create_url_name and bulk_actions."""
+    title, and optionally create_url_name (with create_permission and create_label) and
+    bulk_actions."""
 
     template_name = "common/list.html"
     title = ""
     create_url_name: str | None = None
     create_permission: str | None = None
+    create_label = gettext_lazy("New")
     bulk_url_name: str | None = None
     bulk_actions: dict = {}
     raise_exception = True
@@ -60,6 +66,51 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
             kwargs["exclude"] = ("selection",)
         return kwargs
 
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        # An empty table says whether nothing exists yet or the filter hides it all; with
+        # nothing yet, whoever may create gets the way to the first one.
+        if self.filters_active():
+            table.empty_text = _("No entries match.")
+        elif create_url := self.create_url():
+            table.empty_text = format_html(
+                '{} <a class="btn btn-primary btn-sm ms-2" href="{}">'
+                '<i class="bi bi-plus-lg" aria-hidden="true"></i> {}</a>',
+                _("No entries yet."),
+                create_url,
+                self.create_label,
+            )
+        else:
+            table.empty_text = _("No entries yet.")
+        return table
+
+    def filters_active(self) -> bool:
+        return any(
+            value
+            for key, value in self.request.GET.items()
+            if key not in {"page", "sort", "per_page"}
+        )
+
+    def create_url(self) -> str | None:
+        """The create page's address, if the section has one and the user may add."""
+        user = self.request.user
+        if not self.create_url_name:
+            return None
+        if self.create_permission and not user.has_perm(self.create_permission):
+            return None
+        return reverse(self.create_url_name)
+
+    def team_notice(self) -> str:
+        """Why a user in no team sees so little (administrators see everything)."""
+        user = self.request.user
+        if user.is_superuser:
+            return ""
+        # One query for both: the user's role and whether any group of theirs is a team.
+        names = set(user.groups.values_list("name", flat=True))
+        if ADMINISTRATOR in names or names - set(ROLE_NAMES):
+            return ""
+        return NO_TEAM_NOTICE
+
     def get_table_pagination(self, table):
         # The table caps whatever size is asked for (CalmailTable.paginate). A view of a
         # huge table sets paginator_class = LazyPaginator: no COUNT(*) per page view.
@@ -70,24 +121,16 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        user = self.request.user
         context.update(
             title=self.title,
-            create_url=(
-                reverse(self.create_url_name)
-                if self.create_url_name
-                and (not self.create_permission or user.has_perm(self.create_permission))
-                else None
-            ),
+            create_url=self.create_url(),
+            create_label=self.create_label,
+            team_notice=self.team_notice(),
             bulk_url=reverse(self.bulk_url_name) if self.bulk_url_name else None,
             bulk_actions=self.allowed_bulk_actions(),
             export_formats=EXPORT_FORMATS,
             query_without_page=_query_without(self.request, {"page", "_export"}),
-            filters_active=any(
-                value
-                for key, value in self.request.GET.items()
-                if key not in {"page", "sort", "per_page"}
-            ),
+            filters_active=self.filters_active(),
         )
         return context
 

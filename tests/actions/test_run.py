@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -7,6 +8,7 @@ from django.utils import timezone
 from actions import services
 from actions.models import Action, ActionRun, RunStatus, Trigger
 from actions.selectors import action_list, sent_count
+from calmail.celery import app as celery_app
 from mailbox.models import OutboxMessage, Status
 from maillog import retention
 from tests.factories import (
@@ -15,6 +17,7 @@ from tests.factories import (
     MailTemplateFactory,
     OutboxMessageFactory,
 )
+from tests.integration.conftest import celery_publishing_to
 
 
 def overdue_customer(number):
@@ -218,3 +221,90 @@ def test_run_fills_customer_placeholders_without_a_query_per_recipient(make_acti
     subjects = OutboxMessage.objects.filter(action=action).order_by("subject")
     assert [m.subject for m in subjects] == [f"{c.number} {c.name}" for c in customers]
     assert one_customer_reads == []
+
+
+def test_run_of_action_without_team_queues_mails_without_owner_group(
+    make_action, admin, power_user, team
+):
+    from mailbox.selectors import outbox_message_list
+    from maillog.models import LogEntry
+
+    power_user.groups.add(team)
+    customer = overdue_customer("30091")
+    action = make_action(group=None, recipients=[f"customer:{customer.pk}"])
+    run = services.action_run_now(action=action)
+
+    services.run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.status, run.queued_count, run.skipped_count) == (RunStatus.DONE, 1, 0)
+    assert list(OutboxMessage.objects.values_list("recipient", "owner_group", "action")) == [
+        ("labor@kunde30091.example", None, action.pk)
+    ]
+    entries = LogEntry.objects.filter(object_id=action.pk, category="scheduler")
+    assert [entry.group_id for entry in entries] == [None, None]
+    # Only administrators see the mails of an action without a team.
+    assert outbox_message_list(user=admin).count() == 1
+    assert outbox_message_list(user=power_user).count() == 0
+
+
+def test_run_of_a_template_without_attachment_always_sends(make_action):
+    """DESIGN 5.6.1: "send without attachments" only concerns templates with a report."""
+    template = MailTemplateFactory(add_attachment="none")
+    action = make_action(template=template, recipients=["einkauf@muster.example"])
+
+    run = services.action_run_now(action=action)
+    services.run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.queued_count, run.skipped_count) == (1, 0)
+    assert list(OutboxMessage.objects.values_list("to", flat=True)) == [["einkauf@muster.example"]]
+
+
+@pytest.fixture
+def eager():
+    """Tasks dispatched run inline (no broker, no worker)."""
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def dead_broker():
+    """Celery publishes to a Redis port where nothing listens, as during an outage."""
+    with celery_publishing_to("redis://127.0.0.1:1/0"):
+        yield
+
+
+def test_run_now_with_the_broker_down_still_creates_the_run(
+    make_action, dead_broker, django_capture_on_commit_callbacks
+):
+    action = make_action()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.action_run_now(action=action)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.PENDING
+
+
+def test_tick_dispatches_a_run_whose_task_was_lost(make_action, eager):
+    """A lost task message never loses the run: the tick sends it again once it has
+    waited too long, and a worker executes it."""
+    action = make_action()
+    lost = ActionRun.objects.create(action=action, slot=timezone.now(), trigger=Trigger.MANUAL)
+    recent = ActionRun.objects.create(
+        action=action, slot=timezone.now() + dt.timedelta(seconds=1), trigger=Trigger.MANUAL
+    )
+    ActionRun.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - dt.timedelta(seconds=services.RUN_REDISPATCH_SECONDS + 1)
+    )
+
+    assert services.redispatch_waiting_runs() == 1
+
+    lost.refresh_from_db()
+    recent.refresh_from_db()
+    assert lost.status == RunStatus.DONE
+    assert recent.status == RunStatus.PENDING

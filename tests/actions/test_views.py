@@ -27,6 +27,7 @@ def teammate(power_user, team):
 
 
 def form_data(team, **overrides):
+    template = overrides.pop("template", None)
     data = {
         "description": "Erster Montag",
         "days": ["1", "2", "3", "4", "5", "6", "7"],
@@ -36,9 +37,9 @@ def form_data(team, **overrides):
         "start": "2026-01-01T00:00",
         "end": "",
         "recipients": "ops@example.com, labor@example.com",
-        "template": MailTemplateFactory(owner_group=team).pk,
+        "template": template or MailTemplateFactory(owner_group=team).pk,
         "smtp_configuration": SmtpConfigurationFactory().pk,
-        "group": team.pk,
+        "group": team.pk if team else "",
         "published": "on",
     }
     data.update(overrides)
@@ -340,3 +341,143 @@ def test_next_runs_endpoint_refuses_outsider(client_for, outsider):
 
     assert response.status_code == 403
     assert "runs" not in response.content.decode()
+
+
+# --- teams: actions without a team, users without one ---------------------------------------
+
+NO_TEAM = "You are not in any team yet — ask an administrator to add you to one."
+
+
+def test_action_without_team_is_seen_and_managed_by_administrators_only(
+    client_for, admin, teammate, make_action
+):
+    own = make_action(description="Unsere")
+    hidden = make_action(description="Nur Admins", group=None)
+
+    admin_list = client_for(admin).get(url_for("list"))
+    admin_edit = client_for(admin).get(url_for("update", hidden.pk))
+    team_list = client_for(teammate).get(url_for("list"))
+    team_edit = client_for(teammate).get(url_for("update", hidden.pk))
+    team_run = client_for(teammate).post(url_for("run_now", hidden.pk))
+
+    assert [r.record.description for r in admin_list.context["table"].page.object_list] == [
+        "Nur Admins",
+        "Unsere",
+    ]
+    assert admin_edit.status_code == 200
+    assert "Nur Admins" in admin_edit.content.decode()
+    assert [r.record.pk for r in team_list.context["table"].page.object_list] == [own.pk]
+    assert "Nur Admins" not in team_list.content.decode()
+    assert (team_edit.status_code, team_run.status_code) == (404, 404)
+    assert ActionRun.objects.count() == 0
+
+
+def test_admin_saves_action_without_team(client_for, admin, team):
+    client = english(client_for(admin))
+
+    page = client.get(url_for("create"))
+    response = client.post(url_for("create"), form_data(team, group=""))
+
+    assert "Empty: only administrators see and manage the action." in page.content.decode()
+    assert response.status_code == 302
+    action = Action.objects.get()
+    assert (action.description, action.group) == ("Erster Montag", None)
+
+
+def test_admin_runs_action_without_team(
+    client_for, admin, make_action, django_capture_on_commit_callbacks
+):
+    action = make_action(group=None)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client_for(admin).post(url_for("run_now", action.pk))
+
+    assert response.url == url_for("runs", action.pk)
+    assert list(ActionRun.objects.values_list("action", "trigger")) == [(action.pk, Trigger.MANUAL)]
+    assert len(callbacks) == 1
+
+
+def test_create_form_preselects_the_single_team(client_for, teammate, team):
+    response = english(client_for(teammate)).get(url_for("create"))
+
+    assert response.context["form"]["group"].value() == team.pk
+    assert f'<option value="{team.pk}" selected>Kalibrierlabor Jena</option>' in (
+        response.content.decode()
+    )
+    assert 'data-testid="team-alert"' not in response.content.decode()
+
+
+def test_create_form_with_two_teams_preselects_none(client_for, teammate, team):
+    from django.contrib.auth.models import Group
+
+    second = Group.objects.create(name="Außenstelle")
+    teammate.groups.add(second)
+
+    response = english(client_for(teammate)).get(url_for("create"))
+
+    html = response.content.decode()
+    assert response.context["form"]["group"].value() is None
+    assert '<option value="" selected>' in html
+    assert f'<option value="{team.pk}">Kalibrierlabor Jena</option>' in html
+    assert f'<option value="{second.pk}">Außenstelle</option>' in html
+
+
+def test_edit_form_keeps_the_stored_team(client_for, admin, team, make_action):
+    from django.contrib.auth.models import Group
+
+    admin.groups.add(Group.objects.create(name="Admins' Team"))
+    action = make_action(group=None)
+
+    response = client_for(admin).get(url_for("update", action.pk))
+
+    assert response.context["form"]["group"].value() is None
+
+
+def test_power_user_in_no_team_sees_why_and_keeps_the_input(client_for, power_user):
+    client = english(client_for(power_user))
+    shared_template = MailTemplateFactory(name="Gemeinsam")
+
+    page = client.get(url_for("create"))
+    response = client.post(
+        url_for("create"),
+        form_data(None, description="Mein Entwurf", group="", template=shared_template.pk),
+    )
+
+    html = response.content.decode()
+    assert NO_TEAM in page.content.decode()
+    assert 'name="description"' in page.content.decode()
+    assert response.status_code == 200
+    assert Action.objects.count() == 0
+    assert response.context["form"].errors == {"group": [NO_TEAM]}
+    assert html.index('data-testid="team-alert"') < html.index('name="description"')
+    assert 'value="Mein Entwurf"' in html
+    assert "ops@example.com, labor@example.com" in html
+
+
+def test_power_user_cannot_leave_the_team_empty(client_for, teammate, team):
+    response = english(client_for(teammate)).post(url_for("create"), form_data(team, group=""))
+
+    assert Action.objects.count() == 0
+    assert response.context["form"].errors == {"group": ["This field is required."]}
+    assert 'data-testid="team-alert"' not in response.content.decode()
+
+
+def test_admin_with_no_team_anywhere_is_shown_where_to_create_one(client_for, admin):
+    from django.contrib.auth.models import Group
+
+    from calmail.common.roles import ROLE_NAMES
+
+    assert Group.objects.exclude(name__in=ROLE_NAMES).exists() is False
+
+    response = english(client_for(admin)).get(url_for("create"))
+
+    html = response.content.decode()
+    assert f'<a href="{reverse("accounts:team_create")}">Create a team</a>' in html
+    assert "There is no team yet." in html
+    assert 'data-testid="team-alert"' not in html
+
+
+def test_admin_with_a_team_somewhere_gets_no_link_to_create_one(client_for, admin, team):
+    response = english(client_for(admin)).get(url_for("create"))
+
+    assert reverse("accounts:team_create") not in response.content.decode()

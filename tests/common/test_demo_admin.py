@@ -3,7 +3,11 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+
+from calmail.common.roles import ROLE_NAMES
+from maillog.models import LogEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +36,7 @@ def test_ensure_demo_admin_first_run_creates_superuser_administrator(demo_settin
     user = get_user_model().objects.get(username="admin")
     assert user.is_superuser is True
     assert user.is_staff is True
-    assert list(user.groups.values_list("name", flat=True)) == ["Administrator"]
+    assert sorted(user.groups.values_list("name", flat=True)) == ["Administrator", "Standard"]
     assert authenticate(username="admin", password=password) == user
     assert f"Demo admin: http://127.0.0.1:8000/  user: admin  password: {password}\n" in output
 
@@ -134,3 +138,67 @@ def test_ensure_demo_admin_without_debug_and_force_creates_user(settings, tmp_pa
     password = stored_password(tmp_path)
     assert f"password: {password}\n" in output
     assert authenticate(username="admin", password=password) is not None
+
+
+def teams() -> list[tuple[str, list[str]]]:
+    return [
+        (group.name, sorted(group.user_set.values_list("username", flat=True)))
+        for group in Group.objects.exclude(name__in=ROLE_NAMES).order_by("name")
+    ]
+
+
+def test_ensure_demo_admin_first_run_creates_the_team_once(demo_settings, tmp_path):
+    first = run_ensure_demo_admin()
+
+    second = run_ensure_demo_admin()
+
+    password = stored_password(tmp_path)
+    assert teams() == [("Standard", ["admin"])]
+    assert "Created the team 'Standard' with the demo administrator 'admin' in it." in first
+    assert second == f"Demo admin: http://127.0.0.1:8000/  user: admin  password: {password}\n"
+    entries = LogEntry.objects.filter(category="users")
+    assert [(e.audit_action, e.object_label, e.changes) for e in entries] == [
+        ("created", "Standard", {"name": [None, "Standard"], "members": [None, ["admin"]]})
+    ]
+    assert all(password not in str(e.changes) + str(e.params) for e in LogEntry.objects.all())
+
+
+def test_ensure_demo_admin_english_installation_names_the_team_default(demo_settings):
+    demo_settings.LANGUAGE_CODE = "en"
+
+    run_ensure_demo_admin()
+
+    assert teams() == [("Default", ["admin"])]
+
+
+def test_ensure_demo_admin_existing_team_is_left_alone(demo_settings):
+    Group.objects.create(name="Labor Nord")
+
+    output = run_ensure_demo_admin()
+
+    assert teams() == [("Labor Nord", [])]
+    assert "Created the team" not in output
+
+
+def test_ensure_demo_admin_existing_admin_without_team_joins_the_new_team(demo_settings):
+    run_ensure_demo_admin()
+    Group.objects.exclude(name__in=ROLE_NAMES).delete()
+
+    output = run_ensure_demo_admin()
+
+    assert teams() == [("Standard", ["admin"])]
+    assert "Created the team 'Standard'" in output
+    assert "Demo admin:" in output
+
+
+def test_ensure_demo_admin_changed_password_still_gets_the_team(demo_settings):
+    run_ensure_demo_admin()
+    Group.objects.exclude(name__in=ROLE_NAMES).delete()
+    user = get_user_model().objects.get(username="admin")
+    user.set_password("changed-by-the-operator")
+    user.save()
+
+    output = run_ensure_demo_admin()
+
+    assert teams() == [("Standard", ["admin"])]
+    assert "Demo admin:" not in output

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import kombu.pools
 import pytest
 from django.conf import settings
 
@@ -237,6 +238,9 @@ def _reset_celery_pools(app) -> None:
             amqp._producer_pool.force_close_all()
         amqp._producer_pool = None
     app._pool = None
+    # kombu keeps its pools in a registry keyed by connection: without a reset the next
+    # publish to the same broker gets the pool closed above ("Acquire on closed pool").
+    kombu.pools.reset()
 
 
 @contextlib.contextmanager

@@ -3,8 +3,10 @@ from io import StringIO
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
+from calmail.common.roles import ROLE_NAMES
 from inventory.models import (
     Customer,
     CustomerContact,
@@ -179,6 +181,43 @@ def test_seed_demo_recipients_resolve(demo):
     assert len(resolution) >= 5
     assert resolution.skipped == []
     assert all(recipient.email.endswith(".example") for recipient in resolution)
+
+
+def test_seed_demo_lists_belong_to_the_default_team(demo, settings):
+    settings.LANGUAGE_CODE = "de"
+
+    seed("--customers", "3", "--instruments", "3", "--tickets", "0")
+
+    assert list(Group.objects.exclude(name__in=ROLE_NAMES).values_list("name", flat=True)) == [
+        "Standard"
+    ]
+    assert sorted(DistributionList.objects.values_list("name", "owner_group__name")) == [
+        ("Kalibrier-Newsletter", "Standard"),
+        ("Qualitätssicherung", "Standard"),
+    ]
+
+
+def test_seed_demo_lists_go_to_the_first_existing_team(demo):
+    Group.objects.create(name="Zentrallabor")
+    Group.objects.create(name="Außenstelle")
+
+    seed("--customers", "3", "--instruments", "3", "--tickets", "0")
+
+    assert Group.objects.exclude(name__in=ROLE_NAMES).count() == 2
+    assert set(DistributionList.objects.values_list("owner_group__name", flat=True)) == {
+        "Außenstelle"
+    }
+
+
+def test_seed_demo_after_ensure_demo_admin_uses_its_team(demo, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("ensure_demo_admin", stdout=StringIO())
+
+    seed("--customers", "3", "--instruments", "3", "--tickets", "0")
+
+    team = Group.objects.exclude(name__in=ROLE_NAMES).get()
+    assert list(team.user_set.values_list("username", flat=True)) == ["admin"]
+    assert set(DistributionList.objects.values_list("owner_group", flat=True)) == {team.pk}
 
 
 def test_seed_demo_refuses_without_debug(settings):

@@ -645,3 +645,108 @@ def test_preview_empty_report_says_why_there_is_no_attachment(client_for, admin)
 
     assert "The report is empty and the template attaches no empty report." in page_text(response)
     assert attachment.status_code == 404
+
+
+# --- teams ----------------------------------------------------------------------------------
+
+NO_TEAM = "You are not in any team yet — ask an administrator to add you to one."
+EMPTY_OWNER_HELP = (
+    "Empty: only administrators manage the template; everyone with access can still see and use it."
+)
+
+
+@pytest.mark.django_db
+def test_form_preselects_the_single_team(client_for, teammate, team):
+    response = english(client_for(teammate)).get(url_for("create"))
+
+    assert response.context["form"]["owner_group"].value() == team.pk
+    assert f'<option value="{team.pk}" selected>Labor Nord</option>' in page_text(response)
+    assert 'data-testid="team-alert"' not in page_text(response)
+
+
+@pytest.mark.django_db
+def test_form_administrator_with_one_team_gets_it_preselected(client_for, admin, team):
+    admin.groups.add(team)
+
+    response = english(client_for(admin)).get(url_for("create"))
+
+    assert response.context["form"]["owner_group"].value() == team.pk
+    assert EMPTY_OWNER_HELP in page_text(response)
+
+
+@pytest.mark.django_db
+def test_form_administrator_may_leave_the_owner_empty(client_for, admin, team):
+    client = english(client_for(admin))
+
+    page = client.get(url_for("create"))
+    response = client.post(url_for("create"), form_data(owner_group=""))
+
+    assert EMPTY_OWNER_HELP in page_text(page)
+    assert reverse("accounts:team_create") not in page_text(page)
+    assert response.status_code == 302
+    assert list(MailTemplate.objects.values_list("name", "owner_group")) == [
+        ("Fällige Prüfmittel", None)
+    ]
+
+
+@pytest.mark.django_db
+def test_form_administrator_without_any_team_is_shown_where_to_create_one(client_for, admin):
+    response = english(client_for(admin)).get(url_for("create"))
+
+    assert (
+        f'{EMPTY_OWNER_HELP} There is no team yet. <a href="{reverse("accounts:team_create")}">'
+        "Create a team</a>"
+    ) in page_text(response)
+
+
+@pytest.mark.django_db
+def test_form_power_user_in_no_team_sees_why_and_keeps_the_input(client_for, power_user):
+    client = english(client_for(power_user))
+
+    page = client.get(url_for("create"))
+    response = client.post(url_for("create"), form_data(name="Mein Entwurf", owner_group=""))
+
+    html = page_text(response)
+    assert NO_TEAM in page_text(page)
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"owner_group": [NO_TEAM]}
+    assert html.index('data-testid="team-alert"') < html.index('name="name"')
+    assert 'value="Mein Entwurf"' in html
+    assert "Fällig: {{ count }} Prüfmittel" in html
+    assert MailTemplate.objects.exists() is False
+
+
+@pytest.mark.django_db
+def test_duplicate_of_shared_template_preselects_the_single_team(client_for, teammate, team):
+    shared = MailTemplateFactory(name="Gemeinsam")
+
+    response = english(client_for(teammate)).get(url_for("duplicate", shared.pk))
+
+    assert response.context["form"]["owner_group"].value() == team.pk
+    assert f'<option value="{team.pk}" selected>Labor Nord</option>' in page_text(response)
+
+
+@pytest.mark.django_db
+def test_duplicate_by_power_user_in_no_team_sees_why(client_for, power_user):
+    shared = MailTemplateFactory(name="Gemeinsam")
+    client = english(client_for(power_user))
+
+    page = client.get(url_for("duplicate", shared.pk))
+    response = client.post(url_for("duplicate", shared.pk), {"name": "Meine Kopie"})
+
+    assert 'data-testid="team-alert"' in page_text(page)
+    assert NO_TEAM in page_text(page)
+    assert response.context["form"].errors == {"owner_group": [NO_TEAM]}
+    assert 'value="Meine Kopie"' in page_text(response)
+    assert list(MailTemplate.objects.values_list("name", flat=True)) == ["Gemeinsam"]
+
+
+@pytest.mark.django_db
+def test_duplicate_by_administrator_keeps_the_source_owner(client_for, admin, team, other_team):
+    admin.groups.add(team)
+    template = MailTemplateFactory(name="Süd", owner_group=other_team)
+
+    response = english(client_for(admin)).get(url_for("duplicate", template.pk))
+
+    assert response.context["form"]["owner_group"].value() == other_team.pk
+    assert EMPTY_OWNER_HELP in page_text(response)

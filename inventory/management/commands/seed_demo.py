@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from calmail.common.teams import ensure_default_team
 from inventory import services
 from inventory.models import (
     Customer,
@@ -156,9 +157,10 @@ class Command(BaseCommand):
     help = (
         "Fill the database with German demo data: customers with contact addresses, "
         "locations, instruments (due dates around today), support tickets, demo users with "
-        "profiles, two distribution lists and two system addresses. Runs once: if customers "
-        "exist it adds nothing, unless --more is given, which adds another set of the given "
-        "size. Deterministic for a --seed on a given day. For DEBUG=true demos."
+        "profiles, two distribution lists of the first team and two system addresses. Runs "
+        "once: if customers exist it adds nothing, unless --more is given, which adds another "
+        "set of the given size. Deterministic for a --seed on a given day. For DEBUG=true "
+        "demos."
     )
 
     def add_arguments(self, parser):
@@ -391,7 +393,9 @@ class Seeder:
             SupportTicket.objects.bulk_create(batch)
 
     def recipients(self, customers, users) -> None:
-        """Two distribution lists and two system addresses, through the services."""
+        """Two distribution lists (owned by the first team, made if there is none) and two
+        system addresses, through the services."""
+        team = ensure_default_team()
         mailable = list(
             Customer.objects.filter(pk__in=[c.pk for c in customers], contacts__isnull=False)
             .distinct()
@@ -400,6 +404,7 @@ class Seeder:
         if not DistributionList.objects.filter(name__iexact="Qualitätssicherung").exists():
             services.distribution_list_create(
                 name="Qualitätssicherung",
+                owner_group=team,
                 description="QS-Team und Ansprechpartner der wichtigsten Kunden",
                 users=users[:2],
                 customers=mailable[:2],
@@ -410,6 +415,7 @@ class Seeder:
         if not DistributionList.objects.filter(name__iexact="Kalibrier-Newsletter").exists():
             services.distribution_list_create(
                 name="Kalibrier-Newsletter",
+                owner_group=team,
                 description="Kunden, die über Kalibriertermine informiert werden",
                 customers=mailable,
             )

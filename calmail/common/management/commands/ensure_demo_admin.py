@@ -2,7 +2,9 @@
 
 `make run` calls this on every start. The first start creates the user with a random
 password, kept (0600) under var/keys/ so that every later start can print it again;
-nothing about the demo login is committed or shared between installations.
+nothing about the demo login is committed or shared between installations. It also makes
+sure one team exists ("Standard", or "Default" on an English installation), with the
+demo administrator in it if it had to be created, so actions can be given a team at once.
 """
 
 import secrets
@@ -16,6 +18,7 @@ from django.db import transaction
 
 from calmail.common.env import generated_dev_secret
 from calmail.common.roles import ADMINISTRATOR
+from calmail.common.teams import ensure_default_team, first_team
 
 USERNAME = "admin"
 
@@ -70,7 +73,9 @@ class Command(BaseCommand):
                 )
                 user.groups.add(administrators)
             self.stdout.write(self.style.SUCCESS(f"Created the demo administrator {USERNAME!r}."))
+            self.ensure_team(user)
         else:
+            self.ensure_team(user)
             password = path.read_text().strip() if path.exists() else ""
             if not password or not user.check_password(password):
                 # Printing the stored value would hand out a login that no longer works.
@@ -85,3 +90,14 @@ class Command(BaseCommand):
                 return
 
         self.stdout.write(f"Demo admin: {url}  user: {USERNAME}  password: {password}")
+
+    def ensure_team(self, user) -> None:
+        """Without any team only administrators could work: make the first one."""
+        if first_team() is not None:
+            return
+        team = ensure_default_team(user=user)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created the team {team.name!r} with the demo administrator {USERNAME!r} in it."
+            )
+        )
