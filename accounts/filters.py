@@ -40,6 +40,7 @@ class UserFilter(CalmailFilterSet):
         label=_("Language"), choices=Language.choices, empty_label=_("any")
     )
     is_active = YesNoFilter(label=_("Active"))
+    sign_in_locked = YesNoFilter(label=_("Sign-in locked"))
     last_login = DateRangeFilter(label=_("Last login"))
     date_joined = DateRangeFilter(label=_("Created"))
 

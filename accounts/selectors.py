@@ -4,8 +4,11 @@ the administrators that must remain."""
 import datetime
 from dataclasses import dataclass
 
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -16,6 +19,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -73,12 +77,34 @@ def with_role(users: QuerySet) -> QuerySet:
     )
 
 
+def with_sign_in_lock(users: QuerySet) -> QuerySet:
+    """Annotates `sign_in_locked`: django-axes refuses this user name's sign-ins right now
+    (enough failures within the cool-off, summed over every address they came from)."""
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    failures = (
+        AccessAttempt.objects.filter(username=OuterRef("username"), attempt_time__gte=since)
+        .order_by()
+        .values("username")
+        .annotate(total=Sum("failures_since_start"))
+        .values("total")
+    )
+    return users.alias(
+        sign_in_failures=Coalesce(Subquery(failures, output_field=IntegerField()), 0)
+    ).annotate(
+        sign_in_locked=Case(
+            When(sign_in_failures__gte=settings.AXES_FAILURE_LIMIT, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+
+
 def user_list() -> QuerySet:
-    """Every user with `role`, `language` (the profile's, else the installation's) and
-    `team_list` (their teams by name, prefetched)."""
+    """Every user with `role`, `language` (the profile's, else the installation's),
+    `sign_in_locked` and `team_list` (their teams by name, prefetched)."""
     language = UserProfile.objects.filter(user=OuterRef("pk")).values("language")[:1]
     return (
-        with_role(get_user_model().objects.all())
+        with_sign_in_lock(with_role(get_user_model().objects.all()))
         .annotate(
             language=Coalesce(
                 Subquery(language, output_field=CharField()), Value(default_language())

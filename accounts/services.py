@@ -4,6 +4,7 @@ and one rule holds after every change: at least one active administrator remains
 import datetime
 from collections.abc import Iterable
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
@@ -254,6 +255,21 @@ def user_set_password(*, user, password: str) -> None:
         category=Category.USERS,
         changes={"password": CHANGED},
     )
+
+
+def user_unlock(*, user) -> int:
+    """Lift django-axes' sign-in lock of this user name (all its failed attempts, from
+    every address). Returns how many attempt records were cleared."""
+    cleared = axes_reset(username=user.get_username())
+    log_event(
+        category=Category.USERS,
+        level=Level.INFO,
+        message=gettext_noop("Sign-in of %(user)s unlocked"),
+        params={"user": user.get_username()},
+        obj=user,
+        details={"cleared_attempts": cleared},
+    )
+    return cleared
 
 
 def password_link(user) -> str:

@@ -32,6 +32,7 @@ class UserTable(CalmailTable):
     teams = tables.Column(verbose_name=_("Teams"), accessor="pk", orderable=False)
     language = tables.Column(verbose_name=_("Language"))
     is_active = YesNoColumn(verbose_name=_("Active"))
+    sign_in_locked = tables.Column(verbose_name=_("Sign-in locked"), empty_values=())
     last_login = tables.DateTimeColumn(verbose_name=_("Last login"), short=True)
     date_joined = tables.DateTimeColumn(verbose_name=_("Created"), short=True)
     actions = RowMenuColumn()
@@ -47,6 +48,7 @@ class UserTable(CalmailTable):
             "teams",
             "language",
             "is_active",
+            "sign_in_locked",
             "last_login",
             "date_joined",
             "actions",
@@ -87,8 +89,27 @@ class UserTable(CalmailTable):
     def value_language(self, value):
         return str(Language(value).label) if value in Language.values else value
 
+    def render_sign_in_locked(self, value):
+        if not value:
+            return "—"
+        return format_html(
+            '<span class="badge text-bg-danger"><i class="bi bi-shield-lock" aria-hidden="true"></i> {}</span>',
+            _("locked"),
+        )
+
+    def value_sign_in_locked(self, value):
+        return str(_("yes") if value else _("no"))
+
     def get_row_menu(self, record):
         items = []
+        if self.user.has_perm(CHANGE_USER) and record.sign_in_locked:
+            items.append(
+                MenuItem(
+                    _("Unlock sign-in"),
+                    reverse("accounts:user_unlock", args=[record.pk]),
+                    "unlock",
+                )
+            )
         if self.user.has_perm(CHANGE_USER):
             items += [
                 MenuItem(_("Edit"), reverse("accounts:user_update", args=[record.pk]), "pencil"),

@@ -17,6 +17,7 @@ urlpatterns = [
     ),
     path("users/<int:pk>/deactivate/", views.UserDeactivateView.as_view(), name="user_deactivate"),
     path("users/<int:pk>/reactivate/", views.UserReactivateView.as_view(), name="user_reactivate"),
+    path("users/<int:pk>/unlock/", views.UserUnlockView.as_view(), name="user_unlock"),
     path("users/<int:pk>/delete/", views.UserDeleteView.as_view(), name="user_delete"),
     path("teams/", views.TeamListView.as_view(), name="team_list"),
     path("teams/new/", views.TeamFormView.as_view(), name="team_create"),

@@ -122,6 +122,16 @@ USER_BULK_ACTIONS = {
             "%(count)d user reactivated.", "%(count)d users reactivated.", "count"
         ),
     ),
+    "unlock": BulkAction(
+        label=gettext_lazy("Unlock sign-in"),
+        permission=CHANGE_USER,
+        run=lambda users, acting_user: bulk_result(
+            users, perform=lambda user: services.user_unlock(user=user)
+        ),
+        done_message=ngettext_lazy(
+            "%(count)d sign-in unlocked.", "%(count)d sign-ins unlocked.", "count"
+        ),
+    ),
     "password_link": BulkAction(
         label=gettext_lazy("Send set-password link"),
         permission=CHANGE_USER,
@@ -392,6 +402,19 @@ class UserPasswordLinkView(UserConfirmView):
         services.user_send_password_link(user=user, created_by=self.request.user)
 
 
+class UserUnlockView(UserConfirmView):
+    title = gettext_lazy("Unlock the sign-in of %(name)s")
+    question = gettext_lazy(
+        "Unlock the sign-in of %(name)s? Their failed attempts are forgotten and they can "
+        "sign in again at once."
+    )
+    confirm_label = gettext_lazy("Unlock")
+    done = gettext_lazy("The sign-in of %(name)s is unlocked.")
+
+    def perform(self, user):
+        services.user_unlock(user=user)
+
+
 class UserDeleteView(UserConfirmView):
     permission_required = DELETE_USER
     title = gettext_lazy("Delete %(name)s")
@@ -605,3 +628,10 @@ def switch_language(request):
     if request.user.is_authenticated and check_for_language(language):
         language_set(user=request.user, language=language)
     return response
+
+
+def locked_out(request, credentials=None, *args, **kwargs):
+    """django-axes' answer to a locked-out sign-in: the site's page, in the reader's
+    language, saying how long the lock lasts and who can lift it (HTTP 429)."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return render(request, "registration/locked_out.html", {"cooloff_minutes": minutes}, status=429)

@@ -1,5 +1,6 @@
 """calmail settings: one module, configured from the environment (see README, "Production")."""
 
+import datetime
 from pathlib import Path
 
 import dj_database_url
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
     "mailbox",
     "compose",
     "accounts",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "calmail.urls"
@@ -142,6 +146,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or client address before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -184,6 +193,28 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The client's address as the proxy in front reports it (sign-in throttling, the Log's
+# network of a sign-in). Unset: the TCP peer (REMOTE_ADDR). Behind one reverse proxy that
+# appends to X-Forwarded-For: CALMAIL_CLIENT_IP_HEADER=HTTP_X_FORWARDED_FOR.
+CALMAIL_CLIENT_IP_HEADER = env_str("CALMAIL_CLIENT_IP_HEADER", "")
+# How many proxies append to that header: the client is that many entries from its end.
+CALMAIL_TRUSTED_PROXY_COUNT = env_int("CALMAIL_TRUSTED_PROXY_COUNT", 1)
+
+# Sign-in throttling (django-axes): after this many failed sign-ins for one user name, or
+# from one client address, further attempts are refused for the cool-off, even with the
+# right password. Administrators unlock users under "Users & teams".
+AXES_FAILURE_LIMIT = env_int("CALMAIL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("CALMAIL_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "calmail.common.network.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# A lock ends the cool-off after it began, as the lockout page says, however often
+# someone keeps trying meanwhile.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Failed attempts are in calmail's own Log (maillog.signals); no second access log.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = [
@@ -301,5 +332,7 @@ LOGGING = {
         # WeasyPrint logs every page of every PDF report at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; lockouts are in calmail's Log anyway.
+        "axes": {"level": "WARNING"},
     },
 }

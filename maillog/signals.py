@@ -1,25 +1,15 @@
 """Logins and failed logins (security events)."""
 
-import ipaddress
-
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
+from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from maillog.models import Category, Level
+from calmail.common.network import masked_network
+from maillog.models import Category, Level, LogEntry
 from maillog.services import log_event
-
-
-def masked_ip(request) -> str:
-    """The client's network, not its address: enough to tell an office from an unknown
-    place, not enough to identify a person (IPv4 /24, IPv6 /48), as data protection asks."""
-    address = (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return ""
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 @receiver(user_logged_in, dispatch_uid="maillog_login")
@@ -31,7 +21,7 @@ def record_login(sender, request, user, **kwargs):
         params={"user": user.get_username()},
         actor=user,
         obj=user,
-        details={"network": masked_ip(request)},
+        details={"network": masked_network(request)},
     )
 
 
@@ -48,5 +38,34 @@ def record_login_failed(sender, credentials, request=None, **kwargs):
         actor=None,
         # Nobody signed in: neither a user nor the system did this.
         actor_label="",
-        details={"network": masked_ip(request)},
+        details={"network": masked_network(request)},
+    )
+
+
+LOCKOUT_MESSAGE = gettext_noop(
+    "Sign-in as %(user)s locked for %(minutes)s minutes after too many failed attempts"
+)
+
+
+@receiver(user_locked_out, dispatch_uid="maillog_locked_out")
+def record_lockout(sender, request=None, username=None, ip_address=None, **kwargs):
+    # django-axes signals every refused attempt during a lock; the Log records the lock
+    # once per cool-off, not each knock on the locked door.
+    username = str(username or "")[:150]
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    if LogEntry.objects.filter(
+        category=Category.SECURITY, message=LOCKOUT_MESSAGE, params__user=username, time__gte=since
+    ).exists():
+        return
+    log_event(
+        category=Category.SECURITY,
+        level=Level.WARNING,
+        message=LOCKOUT_MESSAGE,
+        params={
+            "user": username,
+            "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        },
+        actor=None,
+        actor_label="",
+        details={"network": masked_network(request)},
     )

@@ -202,6 +202,7 @@ def test_user_list_exports_readable_values(client_for, admin, member):
         "Teams",
         "Sprache",
         "Aktiv",
+        "Anmeldung gesperrt",
         "Letzte Anmeldung",
         "Erstellt",
     ]
@@ -288,7 +289,8 @@ def test_create_user_with_a_password_signs_in(client_for, admin, client):
     )
     client.logout()
 
-    assert client.login(username="pneumann", password=SECRET)
+    response = client.post(reverse("login"), {"username": "pneumann", "password": SECRET})
+    assert response["Location"] == reverse("home")
     assert SECRET not in str(list(LogEntry.objects.values()))
 
 

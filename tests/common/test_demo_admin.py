@@ -5,11 +5,17 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from calmail.common.roles import ROLE_NAMES
 from maillog.models import LogEntry
 
 pytestmark = pytest.mark.django_db
+
+
+def sign_in_request():
+    # django-axes checks every sign-in against its locks, so authenticate needs a request.
+    return RequestFactory().post("/accounts/login/")
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def test_ensure_demo_admin_first_run_creates_superuser_administrator(demo_settin
     assert user.is_superuser is True
     assert user.is_staff is True
     assert sorted(user.groups.values_list("name", flat=True)) == ["Administrator", "Standard"]
-    assert authenticate(username="admin", password=password) == user
+    assert authenticate(sign_in_request(), username="admin", password=password) == user
     assert f"Demo admin: http://127.0.0.1:8000/  user: admin  password: {password}\n" in output
 
 
@@ -58,7 +64,7 @@ def test_ensure_demo_admin_second_run_reprints_login_without_new_user(demo_setti
     assert login_line in first
     assert second == login_line
     assert get_user_model().objects.filter(username="admin").count() == 1
-    assert authenticate(username="admin", password=password) is not None
+    assert authenticate(sign_in_request(), username="admin", password=password) is not None
 
 
 def test_ensure_demo_admin_password_is_random_per_installation(demo_settings, tmp_path):
@@ -81,7 +87,7 @@ def test_ensure_demo_admin_database_reset_reuses_stored_password(demo_settings, 
     output = run_ensure_demo_admin()
 
     assert f"password: {password}\n" in output
-    assert authenticate(username="admin", password=password) is not None
+    assert authenticate(sign_in_request(), username="admin", password=password) is not None
 
 
 def test_ensure_demo_admin_changed_password_is_not_shown(demo_settings, tmp_path):
@@ -96,7 +102,10 @@ def test_ensure_demo_admin_changed_password_is_not_shown(demo_settings, tmp_path
     assert password not in output
     assert "Demo admin:" not in output
     assert "python manage.py changepassword admin" in output
-    assert authenticate(username="admin", password="changed-by-the-operator") == user
+    assert (
+        authenticate(sign_in_request(), username="admin", password="changed-by-the-operator")
+        == user
+    )
 
 
 def test_ensure_demo_admin_missing_password_file_is_not_guessed(demo_settings, tmp_path):
@@ -137,7 +146,7 @@ def test_ensure_demo_admin_without_debug_and_force_creates_user(settings, tmp_pa
 
     password = stored_password(tmp_path)
     assert f"password: {password}\n" in output
-    assert authenticate(username="admin", password=password) is not None
+    assert authenticate(sign_in_request(), username="admin", password=password) is not None
 
 
 def teams() -> list[tuple[str, list[str]]]:
