@@ -254,6 +254,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes the database connection around every task unless this is
 # set; reconnecting to PostgreSQL cost 11-18 ms per (often empty) delivery task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100)
+# How often beat's sweeper looks for due mail whose task got lost, scheduled mail whose
+# time came, and mail of dead workers. Retries are nudged when due anyway.
+CALMAIL_SWEEP_SECONDS = env_int("CALMAIL_SWEEP_SECONDS", 60)
+if CALMAIL_SWEEP_SECONDS < 5:
+    raise ImproperlyConfigured("CALMAIL_SWEEP_SECONDS must be at least 5.")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Turns due action slots into runs (exactly once per slot, however many beats run).
@@ -266,9 +271,9 @@ CELERY_BEAT_SCHEDULE = {
     # Takes back mail of dead workers, queues scheduled mail, nudges delivery of due mail.
     "mailbox-sweep": {
         "task": "mailbox.sweep",
-        "schedule": 60.0,
+        "schedule": float(CALMAIL_SWEEP_SECONDS),
         # A sweep that waited out a broker outage is stale; the next one comes anyway.
-        "options": {"expires": 55},
+        "options": {"expires": max(1, CALMAIL_SWEEP_SECONDS - 5)},
     },
     # Deletes log entries and sent outbox mail past their retention, in small batches.
     "maillog-purge": {
@@ -307,6 +312,12 @@ CALMAIL_DELIVERY_ASYNC_COMMIT = env_bool("CALMAIL_DELIVERY_ASYNC_COMMIT", True)
 # PDF reports up to this many rows are a table; larger ones a compact listing (one line
 # per row), which WeasyPrint renders in seconds instead of minutes.
 CALMAIL_PDF_TABLE_MAX_ROWS = env_int("CALMAIL_PDF_TABLE_MAX_ROWS", 1000)
+# Largest rendered subject of a mail template: RFC 5322's line limit, and what the form
+# takes as the subject's source.
+CALMAIL_TEMPLATE_MAX_SUBJECT_CHARS = env_int("CALMAIL_TEMPLATE_MAX_SUBJECT_CHARS", 998)
+# Largest rendered HTML body and text body (each) of a mail template, and of any text a
+# filter makes; rendering stops as soon as a part passes it (templates_app/rendering.py).
+CALMAIL_TEMPLATE_MAX_BODY_CHARS = env_int("CALMAIL_TEMPLATE_MAX_BODY_CHARS", 2_000_000)
 # Downtime: the latest missed slot of an action still runs (once) if it is at most this old.
 CALMAIL_CATCHUP_GRACE_SECONDS = env_int("CALMAIL_CATCHUP_GRACE_SECONDS", 3600)
 CALMAIL_PAGE_SIZE = env_int("CALMAIL_PAGE_SIZE", 25)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from calmail.common.html import sanitise_body_html
 from calmail.common.roles import team_groups
 from compose import selectors
 from compose.models import Draft, SendMode
@@ -23,7 +24,9 @@ from compose.services import file_refusal, max_files
 from inventory.recipients import (
     check_selection,
     describe_selection,
+    parse_tokens,
     split_recipient_text,
+    unavailable_references,
 )
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
@@ -50,6 +53,21 @@ def _has_control_characters(value: str) -> bool:
 
 
 INJECTION_MESSAGE = _("Line breaks are not allowed here (they could inject mail headers).")
+# Said alike of what is gone and what the user may not see, and never with its name.
+UNAVAILABLE_MESSAGE = _(
+    "Recipient %(position)s (%(token)s): unknown selection. It does not exist or is not "
+    "available to you; remove it."
+)
+
+
+class RichTextarea(forms.Textarea):
+    """The rich-text editor's textarea. compose.js puts its value into the editor as HTML,
+    so the value is sanitised however it got here: a draft stored before drafts were
+    sanitised, or a refused submission shown again."""
+
+    def format_value(self, value):
+        value = super().format_value(value)
+        return sanitise_body_html(value) if value else value
 
 
 class ComposeForm(forms.Form):
@@ -98,7 +116,7 @@ class ComposeForm(forms.Form):
     body_html = forms.CharField(
         label=_("Text"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 12, "data-rich-editor": ""}),
+        widget=RichTextarea(attrs={"rows": 12, "data-rich-editor": ""}),
     )
     remove_attachments = forms.MultipleChoiceField(
         label=_("Remove attached files"), required=False, widget=forms.CheckboxSelectMultiple
@@ -175,7 +193,7 @@ class ComposeForm(forms.Form):
         raw = self.data.get(name) if self.is_bound else self.initial.get(name, "")
         tokens = split_recipient_text(raw or "")
         try:
-            return [choice.as_dict() for choice in describe_selection(tokens)]
+            return [choice.as_dict() for choice in describe_selection(tokens, user=self.user)]
         except ValidationError:
             # Bad tokens are shown as typed; the field's error explains them.
             return []
@@ -225,8 +243,24 @@ class ComposeForm(forms.Form):
         if self.strict and _has_control_characters(value):
             raise ValidationError(INJECTION_MESSAGE, code="header_injection")
         tokens = split_recipient_text(value)
-        if self.strict and tokens:
-            check_selection(tokens, user=self.user)
+        errors = []
+        if self.strict:
+            try:
+                parse_tokens(tokens)
+            except ValidationError as exc:
+                errors.extend(exc.error_list)
+        # Also when only saving: the draft may keep a reference it cannot use, but the
+        # user is told at once, and a template is never filled in for it.
+        errors.extend(
+            ValidationError(
+                UNAVAILABLE_MESSAGE,
+                code="unavailable",
+                params={"position": position, "token": item.token},
+            )
+            for position, item in unavailable_references(tokens, user=self.user)
+        )
+        if errors:
+            raise ValidationError(errors)
         return tokens
 
     def clean_to(self):

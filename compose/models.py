@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -67,7 +68,8 @@ class Draft(models.Model):
         permissions = [("send_mail", _("Can compose and send mails"))]
 
     def __str__(self):
-        return self.subject or _("(no subject)")
+        # A str, never a lazy translation: str() refuses anything else.
+        return self.subject or gettext("(no subject)")
 
 
 def _draft_file_path(instance, filename):

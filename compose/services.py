@@ -126,7 +126,8 @@ def draft_apply_template(*, draft: Draft, template, recipient: Recipient) -> lis
     rendered = render_for_recipient(template=template, recipient=recipient)
     draft.template = template
     draft.subject = rendered.subject
-    draft.body_html = rendered.body_html or _plain_to_html(rendered.body_text)
+    # A template's HTML is its author's; in the draft it is kept as it will be sent.
+    draft.body_html = sanitise_body_html(rendered.body_html or _plain_to_html(rendered.body_text))
     if rendered.from_email:
         draft.from_email = rendered.from_email
     if rendered.from_name:

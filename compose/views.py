@@ -116,7 +116,12 @@ class ComposeView(ComposeMixin, View):
             fresh = self.redisplay(form, draft, template=_("Choose a template to fill in."))
             return self.render_form(fresh, draft, status=400)
         tokens = form.cleaned_data.get("template_recipient") or form.cleaned_data.get("to")[:1]
-        recipients = resolve_selection(tokens[:1]).recipients if tokens else []
+        try:
+            recipients = resolve_selection(tokens[:1]).recipients if tokens else []
+        except ValidationError as exc:
+            # A typed To recipient that is no address: saving keeps it, filling in cannot.
+            fresh = self.redisplay(form, draft, to=exc)
+            return self.render_form(fresh, draft, status=400)
         if not recipients:
             message = _("Choose a recipient (or enter a To recipient) to fill the template for.")
             fresh = self.redisplay(form, draft, template_recipient=message)

@@ -12,7 +12,9 @@ de-duplicated case-insensitively; the first occurrence wins and the order is kep
 
 Resolution reads a bounded number of queries whatever the selection's size (one or a few
 per kind of token) and never checks permissions: check_selection() does that when a user
-makes the selection.
+makes the selection. What a user may pick is also all that is described to them
+(describe_selection()): anything else, hidden or gone, is an "unknown selection", so a
+guessed id reveals neither a name nor whether it exists.
 """
 
 import re
@@ -26,12 +28,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import validate_email
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from inventory.models import Customer, CustomerContact, DistributionList, SystemAddress
-from inventory.selectors import Scope, ScopeKind, visible_distribution_lists
+from inventory.selectors import Scope, ScopeKind, has_role, visible_distribution_lists
 
 __all__ = [
     "AddressType",
@@ -53,6 +55,8 @@ __all__ = [
     "resolve_selection",
     "search_recipients",
     "split_recipient_text",
+    "unavailable_references",
+    "usable_references",
 ]
 
 
@@ -273,29 +277,31 @@ class _Loaded:
     systems: dict
 
 
-def _load(items: Sequence[SelectionItem], *, members: bool = True) -> _Loaded:
-    """One or a few queries per kind of token, only for the kinds present; a distribution
-    list's members only when asked for."""
+def _ids_by_kind(items: Iterable[SelectionItem]) -> dict[TokenKind, set[int]]:
     ids: dict[TokenKind, set[int]] = {kind: set() for kind in REFERENCE_KINDS}
     for item in items:
         if item.kind in ids:
             ids[item.kind].add(item.pk)
+    return ids
+
+
+def _load(items: Sequence[SelectionItem]) -> _Loaded:
+    """One or a few queries per kind of token, only for the kinds present."""
+    ids = _ids_by_kind(items)
 
     def by_pk(queryset, kind):
         if not ids[kind]:
             return {}
         return {obj.pk: obj for obj in queryset.filter(pk__in=ids[kind])}
 
-    lists = DistributionList.objects.all()
-    if members:
-        lists = lists.prefetch_related(
-            Prefetch(
-                "users",
-                queryset=_user_queryset().order_by("last_name", "first_name", "username", "pk"),
-            ),
-            Prefetch("customers", queryset=_customer_queryset().order_by("number")),
-            "addresses",
-        )
+    lists = DistributionList.objects.prefetch_related(
+        Prefetch(
+            "users",
+            queryset=_user_queryset().order_by("last_name", "first_name", "username", "pk"),
+        ),
+        Prefetch("customers", queryset=_customer_queryset().order_by("number")),
+        "addresses",
+    )
     return _Loaded(
         users=by_pk(_user_queryset(), TokenKind.USER),
         customers=by_pk(_customer_queryset(), TokenKind.CUSTOMER),
@@ -492,33 +498,47 @@ def _parse_typed(text: str) -> SelectionItem:
 # --- checks and labels --------------------------------------------------------------------
 
 
+def usable_references(*, user) -> dict[TokenKind, QuerySet]:
+    """What a user may pick as a recipient, and so see, per kind of reference: active
+    users, customers and system addresses with the view permission, and the distribution
+    lists visible to the user (visible_distribution_lists). Nothing without a role."""
+    if not has_role(user):
+        return {
+            TokenKind.USER: get_user_model().objects.none(),
+            TokenKind.CUSTOMER: Customer.objects.none(),
+            TokenKind.LIST: DistributionList.objects.none(),
+            TokenKind.SYSTEM: SystemAddress.objects.none(),
+        }
+    customers, systems = Customer.objects.all(), SystemAddress.objects.all()
+    return {
+        TokenKind.USER: get_user_model().objects.filter(is_active=True),
+        TokenKind.CUSTOMER: customers
+        if user.has_perm("inventory.view_customer")
+        else customers.none(),
+        TokenKind.LIST: visible_distribution_lists(user=user),
+        TokenKind.SYSTEM: systems
+        if user.has_perm("inventory.view_systemaddress")
+        else systems.none(),
+    }
+
+
+def _usable_ids(items: Iterable[SelectionItem], *, user) -> dict[TokenKind, set[int]]:
+    """Of the items' references, the ids the user may use (one query per kind present)."""
+    ids = _ids_by_kind(items)
+    return {
+        kind: set(queryset.filter(pk__in=ids[kind]).values_list("pk", flat=True))
+        if ids[kind]
+        else set()
+        for kind, queryset in usable_references(user=user).items()
+    }
+
+
 def check_selection(selection: Iterable[SelectionItem | str], *, user) -> list[SelectionItem]:
     """Parse and check a selection a user made: every reference must exist and be usable
-    by the user (active users, visible distribution lists). Returns the parsed items or
-    raises ValidationError listing every problem."""
+    by the user (usable_references). Returns the parsed items or raises ValidationError
+    listing every problem."""
     items = parse_tokens(selection)
-    ids: dict[TokenKind, set[int]] = {kind: set() for kind in REFERENCE_KINDS}
-    for item in items:
-        if item.kind in ids:
-            ids[item.kind].add(item.pk)
-    found = {
-        TokenKind.USER: set(
-            get_user_model()
-            .objects.filter(pk__in=ids[TokenKind.USER], is_active=True)
-            .values_list("pk", flat=True)
-        ),
-        TokenKind.CUSTOMER: set(
-            Customer.objects.filter(pk__in=ids[TokenKind.CUSTOMER]).values_list("pk", flat=True)
-        ),
-        TokenKind.LIST: set(
-            visible_distribution_lists(user=user)
-            .filter(pk__in=ids[TokenKind.LIST])
-            .values_list("pk", flat=True)
-        ),
-        TokenKind.SYSTEM: set(
-            SystemAddress.objects.filter(pk__in=ids[TokenKind.SYSTEM]).values_list("pk", flat=True)
-        ),
-    }
+    found = _usable_ids(items, user=user)
     errors = [
         ValidationError(
             _("The recipient %(token)s does not exist or is not available to you."),
@@ -531,6 +551,22 @@ def check_selection(selection: Iterable[SelectionItem | str], *, user) -> list[S
     if errors:
         raise ValidationError(errors)
     return items
+
+
+def unavailable_references(tokens: Sequence[str], *, user) -> list[tuple[int, SelectionItem]]:
+    """The references among the tokens that the user may not use, with their position
+    (from 1), for an error that points at the token. A missing object and one the user
+    may not see are alike. Tokens that do not parse are left to parse_tokens()."""
+    references = []
+    for position, token in enumerate(tokens, start=1):
+        try:
+            item = parse_token(token)
+        except ValidationError:
+            continue
+        if item.kind in REFERENCE_KINDS:
+            references.append((position, item))
+    found = _usable_ids([item for _position, item in references], user=user)
+    return [(position, item) for position, item in references if item.pk not in found[item.kind]]
 
 
 # --- search -------------------------------------------------------------------------------
@@ -615,8 +651,9 @@ def _system_choice(system_address) -> Choice:
 
 
 def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
-    """Users, customers (number, name, contact addresses), distribution lists the user may
-    see and system addresses matching every word of the query, grouped in that order.
+    """Users, customers (number, name, contact addresses), distribution lists and system
+    addresses the user may use (usable_references) matching every word of the query,
+    grouped in that order.
 
     When several kinds match, the limit is shared among them so that no kind crowds out
     the others. A query that is an e-mail address is also offered as a typed address.
@@ -624,15 +661,16 @@ def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
     words = (query or "").split()[:MAX_SEARCH_WORDS]
     if not words or limit < 1:
         return []
+    usable = usable_references(user=user)
     users = (
-        get_user_model()
-        .objects.filter(is_active=True)
+        usable[TokenKind.USER]
         .exclude(email="")
         .filter(_words_filter(words, ("username", "first_name", "last_name", "email")))
         .order_by("last_name", "first_name", "username")[:limit]
     )
     customers = (
-        Customer.objects.filter(
+        usable[TokenKind.CUSTOMER]
+        .filter(
             _words_filter(
                 words,
                 ("number", "name", "city"),
@@ -648,12 +686,10 @@ def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
         .prefetch_related("contacts")
         .order_by("number")[:limit]
     )
-    lists = visible_distribution_lists(user=user).filter(
-        _words_filter(words, ("name", "description"))
+    lists = usable[TokenKind.LIST].filter(_words_filter(words, ("name", "description")))[:limit]
+    systems = usable[TokenKind.SYSTEM].filter(
+        _words_filter(words, ("name", "email", "description"))
     )[:limit]
-    systems = SystemAddress.objects.filter(_words_filter(words, ("name", "email", "description")))[
-        :limit
-    ]
     groups = [
         [_user_choice(obj) for obj in users],
         [_customer_choice(obj) for obj in customers],
@@ -682,16 +718,25 @@ def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
     return choices
 
 
-def describe_selection(selection: Iterable[SelectionItem | str]) -> list[Choice]:
+def describe_selection(selection: Iterable[SelectionItem | str], *, user) -> list[Choice]:
     """Labels for stored tokens (to show a saved selection again), in the same order.
-    A reference that no longer exists keeps its token as label, marked as missing."""
+
+    Only what the user may use (usable_references) is described; a reference to anything
+    else, hidden from the user or gone, keeps its token as label, marked as an unknown
+    selection, so that a guessed id reveals neither a name nor whether it exists."""
     items = parse_tokens(selection)
-    loaded = _load(items, members=False)
-    describe = {
-        TokenKind.USER: (loaded.users, _user_choice),
-        TokenKind.CUSTOMER: (loaded.customers, _customer_choice),
-        TokenKind.LIST: (loaded.lists, _list_choice),
-        TokenKind.SYSTEM: (loaded.systems, _system_choice),
+    ids = _ids_by_kind(items)
+    usable = usable_references(user=user)
+    usable[TokenKind.CUSTOMER] = usable[TokenKind.CUSTOMER].prefetch_related("contacts")
+    loaded = {
+        kind: {obj.pk: obj for obj in queryset.filter(pk__in=ids[kind])} if ids[kind] else {}
+        for kind, queryset in usable.items()
+    }
+    make = {
+        TokenKind.USER: _user_choice,
+        TokenKind.CUSTOMER: _customer_choice,
+        TokenKind.LIST: _list_choice,
+        TokenKind.SYSTEM: _system_choice,
     }
     choices = []
     for item in items:
@@ -700,16 +745,15 @@ def describe_selection(selection: Iterable[SelectionItem | str]) -> list[Choice]
                 Choice(token=item.token, label=item.email, kind=TokenKind.ADDRESS, detail=item.name)
             )
             continue
-        objects, make = describe[item.kind]
-        obj = objects.get(item.pk)
+        obj = loaded[item.kind].get(item.pk)
         if obj is None:
             choices.append(
                 Choice(
                     token=item.token,
-                    label=_("%(token)s (no longer exists)") % {"token": item.token},
+                    label=_("%(token)s (unknown selection)") % {"token": item.token},
                     kind=item.kind,
                 )
             )
         else:
-            choices.append(make(obj))
+            choices.append(make[item.kind](obj))
     return choices

@@ -41,7 +41,7 @@ import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -656,6 +656,13 @@ def _relaxed_commit():
 # Claiming ---------------------------------------------------------------------------------
 
 
+def next_retry_at(configuration_id: int) -> datetime | None:
+    """When the configuration's next deferred mail is due again (None: none deferred)."""
+    return OutboxMessage.objects.filter(
+        smtp_configuration_id=configuration_id, status=Status.DEFERRED
+    ).aggregate(first=Min("next_attempt_at"))["first"]
+
+
 def _due(configuration_id: int, now: datetime):
     return OutboxMessage.objects.filter(
         smtp_configuration_id=configuration_id,
@@ -803,7 +810,12 @@ def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool
                     error = _("Sent, but not to these recipients: %(refused)s") % {
                         "refused": redact(_refused_list(refused), configuration)
                     }
-                result = _Result(kind=_Kind.SENT, error=error, reply_code=code, reply_text=text)
+                result = _Result(
+                    kind=_Kind.SENT,
+                    error=error,
+                    reply_code=code,
+                    reply_text=redact(text, configuration),
+                )
             run.record(row, result, started_at=started_at, duration_ms=_elapsed_ms(started))
             break
     return True

@@ -6,7 +6,8 @@ same on SQLite and PostgreSQL, and survive a killed worker:
 - Connection slots: a configuration has ``max_connections`` numbered slots
   (``DeliverySlot`` rows, created on first use). A worker takes a free or expired slot
   with a conditional UPDATE before it opens a connection, renews the lease while it
-  works and frees the slot when it is done. A killed worker's slot expires.
+  works and frees the slot when it is done. A killed worker's slot expires, or is taken
+  over at once by a worker on the same host that sees the holder process is gone.
 - Send rate: the successful ``DeliveryAttempt`` rows of the last minute / hour (index on
   (smtp_configuration, started_at)) plus the mails being sent right now. The engine only
   claims as many mails as the limits still allow, so nothing has to be put back.
@@ -14,6 +15,8 @@ same on SQLite and PostgreSQL, and survive a killed worker:
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,13 +58,45 @@ def slot_acquire(
         existing = set(slots.values_list("number", flat=True))
         missing = [number for number in range(limit) if number not in existing]
         if not missing:
-            return None
+            return _take_over_from_dead_holder(slots, holder=holder, lease_until=lease_until)
         # First use (or max_connections was raised): create the missing slots, free. A
         # concurrent worker creating the same ones is harmless (unique constraint).
         DeliverySlot.objects.bulk_create(
             [DeliverySlot(smtp_configuration=configuration, number=n) for n in missing],
             ignore_conflicts=True,
         )
+    return None
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether a slot's holder ("name@host:pid", as the delivery task names its worker
+    process) was a process on this host that no longer exists. Holders on other hosts,
+    and any holder that cannot be checked, count as alive: their lease decides."""
+    name, _sep, pid_text = holder.rpartition(":")
+    host = name.rpartition("@")[2]
+    if not pid_text.isdigit() or host not in {socket.gethostname(), socket.getfqdn()}:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _take_over_from_dead_holder(slots, *, holder: str, lease_until: datetime) -> int | None:
+    """Every slot is held: take one whose holder process died on this host (SIGKILL, out
+    of memory) without waiting for its lease to run out."""
+    for pk, dead in slots.exclude(holder="").values_list("pk", "holder"):
+        # Conditional on the dead holder: two workers racing for it cannot both win.
+        if holder_is_dead(dead) and DeliverySlot.objects.filter(pk=pk, holder=dead).update(
+            holder=holder, lease_expires_at=lease_until
+        ):
+            return pk
     return None
 
 

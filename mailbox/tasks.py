@@ -10,6 +10,7 @@ import os
 import socket
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from mailbox import delivery
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 # than this: the sweeper comes every minute anyway, and a short countdown stays far below
 # the broker's visibility timeout.
 MAX_RATE_LIMIT_COUNTDOWN = 60
+# A retry due within this many seconds gets its own nudge (the first backoffs); later
+# ones are found by the sweeper.
+MAX_RETRY_COUNTDOWN = 600
 
 
 def _worker_id(task) -> str:
@@ -28,7 +32,19 @@ def _worker_id(task) -> str:
     return f"{hostname}:{os.getpid()}"
 
 
-@shared_task(name="mailbox.deliver_configuration", bind=True, ignore_result=True)
+@shared_task(
+    name="mailbox.deliver_configuration",
+    bind=True,
+    ignore_result=True,
+    # The database went away mid-run (restart, failover): try again within seconds, on a
+    # fresh connection (calmail.celery.heal_database_connections), rather than leave the
+    # queued mail to the next sweep. Mails this run had claimed come back after their lease.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=5,
+    retry_jitter=False,
+    max_retries=120,
+)
 def deliver_configuration(self, configuration_id: int) -> dict:
     """Deliver the due mail of one SMTP configuration (see mailbox.delivery.deliver_due).
 
@@ -50,7 +66,23 @@ def deliver_configuration(self, configuration_id: int) -> dict:
         _nudge_later(
             configuration_id, countdown=min(MAX_RATE_LIMIT_COUNTDOWN, max(1, math.ceil(wait)))
         )
+    # After a run that tried mail (cheap next to sending it): deferred mail of this or an
+    # earlier run gets a nudge for when its retry is due.
+    if stats.attempted and not self.request.is_eager:
+        _nudge_for_retry(configuration_id)
     return stats.as_dict()
+
+
+def _nudge_for_retry(configuration_id: int) -> None:
+    """A mail deferred with a short backoff (a 451 with 5 s) is tried again when it is
+    due, not at the next sweep. Retries further away than MAX_RETRY_COUNTDOWN are left to
+    the sweeper: a task held that long by a worker only waits out broker outages badly."""
+    due = delivery.next_retry_at(configuration_id)
+    if due is None:
+        return
+    wait = (due - timezone.now()).total_seconds()
+    if wait <= MAX_RETRY_COUNTDOWN:
+        _nudge_later(configuration_id, countdown=max(1, math.ceil(wait)))
 
 
 def _nudge_later(configuration_id: int, *, countdown: int) -> None:

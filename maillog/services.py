@@ -250,7 +250,8 @@ TRANSPORT_CHECK_MESSAGES = {
 
 def log_transport_check(*, configuration, kind: str, report, recipient: str = "") -> LogEntry:
     """A connection test ("test") or test mail ("test_mail") of an SMTP configuration and
-    its outcome. The report's verdict is built from server replies, never the password."""
+    its outcome. smtpconfig.transport has redacted the password from the report's texts
+    (a server may quote it in a reply)."""
     return log_event(
         category=Category.CONFIGURATION,
         level=Level.INFO if report.ok else Level.WARNING,

@@ -10,6 +10,9 @@ Three entry points:
 
 Secrets: the password is revealed only when a connection is opened, never formatted
 into a message, and replaced by ``********`` in every transcript line sent during AUTH.
+What the server (or sendmail) says can quote it all the same ("535 … failed for mailer
+<password>"), so every such text passes ``redact()`` before anyone sees it: reports
+(verdict, transcript, reply), ``describe_exception()`` and the delivery engine's errors.
 smtplib's debug output is never enabled because it prints AUTH payloads.
 """
 
@@ -20,6 +23,7 @@ import contextlib
 import enum
 import functools
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -469,30 +473,55 @@ def _reply(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}".strip()
 
 
-def _secret_forms(configuration: SmtpConfiguration) -> list[str]:
-    """The password and its base64 forms as they would appear on the wire, longest first."""
-    try:
-        password = reveal_secret(configuration.password)
-    except SecretDecryptionError:
-        return []
-    if not password:
-        return []
-    username = configuration.username or ""
-    forms = {password}
+def _secret_forms(username: str, password: str) -> list[str]:
+    """Regular expressions for the password and its base64 forms as they go over the wire
+    (AUTH LOGIN sends the password alone, AUTH PLAIN "\\0user\\0password"), longest first.
+    A base64 form matches with or without its "=" padding; the password itself with any
+    run of whitespace where it has one, because verdicts collapse a reply's whitespace."""
+    words = password.split()
+    forms = [r"\s+".join(map(re.escape, words)) if words else re.escape(password)]
     for raw in (password, f"\0{username}\0{password}"):
-        forms.add(base64.b64encode(raw.encode()).decode())
+        encoded = base64.b64encode(raw.encode()).decode().rstrip("=")
+        forms.append(re.escape(encoded) + "=*")
     return sorted(forms, key=len, reverse=True)
 
 
+@functools.lru_cache(maxsize=16)
+def _secret_pattern(username: str, password: str) -> re.Pattern:
+    # Case-insensitive: a server may echo the credentials upper-cased; masking a little
+    # too much of a base64 text costs nothing. Cached because the delivery engine redacts
+    # every reply; loaded configurations hold the plaintext in memory anyway.
+    return re.compile("|".join(_secret_forms(username, password)), re.IGNORECASE)
+
+
 def redact(text: str, configuration: SmtpConfiguration) -> str:
-    """text with the configuration's password (and its base64 forms) replaced by ********."""
-    for secret in _secret_forms(configuration):
-        text = text.replace(secret, MASK)
-    return text
+    """text with the configuration's password (and its base64 forms) replaced by ********.
+
+    The one path for every text that comes from the mail server or sendmail before anyone
+    sees it: verdicts, transcripts, reply texts, error messages, logs. A server may quote
+    the credentials it refused ("535 … failed for mailer <password>").
+    """
+    if not text:
+        return text
+    try:
+        password = reveal_secret(configuration.password)
+    except SecretDecryptionError:
+        # No plaintext here, so none that a server could have been sent either.
+        return text
+    if not password:
+        return text
+    return _secret_pattern(configuration.username or "", password).sub(MASK, text)
 
 
 def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> str:
-    """A plain-language verdict for an exception raised while talking to the mail system."""
+    """A plain-language verdict for an exception raised while talking to the mail system.
+
+    It quotes the server's reply, so it is redacted like every server text.
+    """
+    return redact(_describe_exception(exc, configuration), configuration)
+
+
+def _describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> str:
     address = configuration.address
     seconds = configuration.timeout
     if isinstance(exc, SecretDecryptionError):
@@ -508,7 +537,7 @@ def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> 
         if exc.stderr_line:
             return _("sendmail failed with exit status %(status)s: %(error)s") % {
                 "status": exc.returncode,
-                "error": redact(exc.stderr_line, configuration),
+                "error": exc.stderr_line,
             }
         return _("sendmail failed with exit status %(status)s") % {"status": exc.returncode}
     if isinstance(exc, smtplib.SMTPAuthenticationError):
@@ -565,9 +594,7 @@ def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> 
             "address": address,
             "reason": exc.strerror,
         }
-    return _("Unexpected error: %(error)s") % {
-        "error": redact(f"{type(exc).__name__}: {exc}", configuration)
-    }
+    return _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
 
 
 # Connection test and test mail ------------------------------------------------------------
@@ -586,7 +613,7 @@ def test_connection(
     started = time.monotonic()
     if configuration.mailer == Mailer.SENDMAIL:
         ok, verdict = _check_sendmail_binary(configuration)
-        return ConnectionReport(ok=ok, verdict=verdict, duration=time.monotonic() - started)
+        return _report(configuration, ok=ok, verdict=verdict, started=started)
 
     transcript: list[TranscriptLine] = []
     client: TranscriptSMTP | None = None
@@ -641,13 +668,8 @@ def test_connection(
         verdict = _("Connection OK: the server accepted the login and the test recipient.")
     else:
         verdict = _("Connection OK: the server accepted the test sender and recipient.")
-    return ConnectionReport(
-        ok=True,
-        verdict=verdict,
-        transcript=transcript,
-        duration=time.monotonic() - started,
-        reply_code=reply[0],
-        reply_text=reply[1],
+    return _report(
+        configuration, ok=True, verdict=verdict, started=started, transcript=transcript, reply=reply
     )
 
 
@@ -667,20 +689,42 @@ def _exception_reply(exc: BaseException) -> tuple[int, str] | None:
     return code, text
 
 
+def _report(
+    configuration: SmtpConfiguration,
+    *,
+    ok: bool,
+    verdict: str,
+    started: float,
+    transcript: Sequence[TranscriptLine] = (),
+    reply: tuple[int, str] | None = None,
+) -> ConnectionReport:
+    """The report for people to read. Every text in it passes redact(), whatever it quotes
+    (it goes on to the page, the Log and the web server's log)."""
+    return ConnectionReport(
+        ok=ok,
+        verdict=redact(verdict, configuration),
+        transcript=[
+            TranscriptLine(line.direction, redact(line.text, configuration)) for line in transcript
+        ],
+        duration=time.monotonic() - started,
+        reply_code=reply[0] if reply else None,
+        reply_text=redact(reply[1], configuration) if reply else "",
+    )
+
+
 def _failure_report(
     exc: Exception,
     configuration: SmtpConfiguration,
     transcript: list[TranscriptLine],
     started: float,
 ) -> ConnectionReport:
-    reply = _exception_reply(exc)
-    return ConnectionReport(
+    return _report(
+        configuration,
         ok=False,
         verdict=describe_exception(exc, configuration),
+        started=started,
         transcript=transcript,
-        duration=time.monotonic() - started,
-        reply_code=reply[0] if reply else None,
-        reply_text=redact(reply[1], configuration) if reply else "",
+        reply=_exception_reply(exc),
     )
 
 
@@ -762,21 +806,21 @@ def send_test_mail(
     # The server has accepted the mail; a hiccup while saying goodbye does not undo that.
     with contextlib.suppress(OSError):
         backend.close()
-    duration = time.monotonic() - started
     if isinstance(backend, SendmailBackend):
-        return ConnectionReport(
+        return _report(
+            configuration,
             ok=True,
             verdict=_("Test mail handed to %(path)s: exit status %(status)s")
             % {"path": configuration.sendmail_path, "status": backend.last_returncode},
+            started=started,
             transcript=transcript,
-            duration=duration,
         )
     code, text = client.last_data_reply
-    return ConnectionReport(
+    return _report(
+        configuration,
         ok=True,
         verdict=_("Test mail accepted by the server: %(reply)s") % {"reply": _reply(code, text)},
+        started=started,
         transcript=transcript,
-        duration=duration,
-        reply_code=code,
-        reply_text=text,
+        reply=(code, text),
     )

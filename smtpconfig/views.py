@@ -283,7 +283,7 @@ class _TransportCheckView(ConfigurationMixin, View):
                 report=report,
                 recipient=form.cleaned_data["recipient"],
             )
-            # Verdicts are built from server replies and never contain the password.
+            # transport redacts the password from every server text in the report.
             logger.info(
                 "%s of SMTP configuration #%s (%s) by %s: %s",
                 self.log_name,

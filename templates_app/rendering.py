@@ -20,7 +20,16 @@ it is given:
 - HTML is autoescaped; subject and text body are not (they are not HTML), and the subject
   is made one line;
 - every {% for %} draws on an iteration budget per render, so nested loops over large
-  reports cannot keep a worker busy for minutes.
+  reports cannot keep a worker busy for minutes;
+- nothing can make unbounded text: filters that take a width, precision or format
+  (ljust, rjust, center, stringformat, floatformat, date, time, {% now %}) refuse more than
+  MAX_WIDTH; join, add and linenumbers refuse a result longer than
+  CALMAIL_TEMPLATE_MAX_BODY_CHARS before making it, every filter's result is held to it,
+  and all filters of a render together make at most MADE_TEXT_FACTOR times as much; each
+  node's output is counted as it is rendered, so a subject, HTML or text body stops as soon
+  as it passes its limit (CALMAIL_TEMPLATE_MAX_SUBJECT_CHARS, …_BODY_CHARS) instead of
+  being built first. The messages name the line, and check_template() refuses a width or
+  format written into the template on save already.
 
 check_template() compiles a template for saving and reports syntax errors and unknown
 placeholders with their line numbers.
@@ -30,10 +39,13 @@ import datetime
 import decimal
 import functools
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from types import MappingProxyType
 
+from django.conf import settings
 from django.template import (
     Context,
     Engine,
@@ -42,7 +54,7 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import FilterExpression, Variable, VariableNode
+from django.template.base import FilterExpression, Node, Variable, VariableNode
 from django.template.defaulttags import (
     CycleNode,
     FilterNode,
@@ -54,19 +66,221 @@ from django.template.defaulttags import (
     WithNode,
 )
 from django.utils.functional import Promise
+from django.utils.html import conditional_escape
 from django.utils.translation import gettext as _
+
+# --- size limits ---------------------------------------------------------------------------
+
+# The largest width (ljust, rjust, center), number in a format (stringformat, floatformat)
+# and length of a date format (date, time, {% now %}): far more than a mail's layout needs,
+# small enough that no single filter makes a long text from a short template.
+MAX_WIDTH = 200
+# All filters of one render together may make this many times the body limit: room for
+# texts made and dropped (in conditions, truncated), no room to hoard memory in {% with %}.
+MADE_TEXT_FACTOR = 10
+
+
+class _TooLarge(Exception):
+    """Something would make too much text; the node rendering it adds its line."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass
+class _Budget:
+    """What one render of one part may still make."""
+
+    limit: int  # characters the part may have
+    too_long: str  # the message when it has more
+    text_limit: int  # characters any one filter result may have
+    output: int = 0  # characters rendered so far
+    made: int = 0  # characters (or items) the filters have made so far
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("calmail_template_budget", default=None)
+
+
+def _text_limit() -> int:
+    budget = _budget.get()
+    return budget.text_limit if budget is not None else settings.CALMAIL_TEMPLATE_MAX_BODY_CHARS
+
+
+def _check_width(name: str, argument) -> None:
+    try:
+        width = int(argument)
+    except (TypeError, ValueError, OverflowError):
+        return  # the filter itself fails on it, as Django's does
+    if width > MAX_WIDTH:
+        raise _TooLarge(
+            _("the width %(width)s in “%(filter)s” is larger than the allowed %(limit)s.")
+            % {"width": width, "filter": name, "limit": MAX_WIDTH}
+        )
+
+
+def _check_number(name: str, digits: str) -> None:
+    number = digits.lstrip("0") or "0"
+    # Compared as text first: int() refuses more than 4300 digits.
+    if len(number) > len(str(MAX_WIDTH)) or int(number) > MAX_WIDTH:
+        raise _TooLarge(
+            _("the number %(number)s in “%(filter)s” is larger than the allowed %(limit)s.")
+            % {"number": number, "filter": name, "limit": MAX_WIDTH}
+        )
+
+
+def _check_numbers(name: str, argument) -> None:
+    """floatformat: "2", "-3", "2g", "3u" …"""
+    for digits in re.findall(r"\d+", str(argument)):
+        _check_number(name, digits)
+
+
+# A printf-style conversion: %, a mapping key, flags, width, precision, length, type.
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*)(?:\.(\d*))?[hlL]?[a-zA-Z%]")
+
+
+def _check_conversions(name: str, argument) -> None:
+    """stringformat: the width and precision of each conversion, not digits in between."""
+    for match in _CONVERSION.finditer("%" + str(argument)):
+        for digits in match.groups():
+            if digits:
+                _check_number(name, digits)
+
+
+def _check_format(name: str, argument) -> None:
+    # A date format character can stand for up to 32 characters ("c", "r").
+    if argument is not None and len(str(argument)) > MAX_WIDTH:
+        raise _TooLarge(
+            _("the format in “%(filter)s” is longer than the allowed %(limit)s characters.")
+            % {"filter": name, "limit": MAX_WIDTH}
+        )
+
+
+ARGUMENT_CHECKS: dict[str, Callable[[str, object], None]] = {
+    "center": _check_width,
+    "ljust": _check_width,
+    "rjust": _check_width,
+    "stringformat": _check_conversions,
+    "floatformat": _check_numbers,
+    "date": _check_format,
+    "time": _check_format,
+}
+
+
+def _joined_size(value, argument, autoescape: bool) -> int:
+    try:
+        count = len(value)
+    except TypeError:
+        return 0
+    separator = conditional_escape(argument) if autoescape else str(argument)
+    return len(separator) * max(count - 1, 0)
+
+
+def _added_size(value, argument, autoescape: bool) -> int:
+    if isinstance(value, str | tuple | list) and isinstance(argument, str | tuple | list):
+        return len(value) + len(argument)
+    return 0
+
+
+def _numbered_size(value, autoescape: bool) -> int:
+    if not isinstance(value, str):
+        return 0
+    lines = value.count("\n") + 1
+    return len(value) + lines * (len(str(lines)) + 2)
+
+
+# What a filter whose result can be many times its input would make, told before it does.
+SIZE_ESTIMATES: dict[str, Callable[..., int]] = {
+    "add": _added_size,
+    "join": _joined_size,
+    "linenumbers": _numbered_size,
+}
+
+
+def _bounded(name: str, function: Callable) -> Callable:
+    """The filter, refusing an argument over its cap, a result over the text limit, and
+    more text in all than the render may make."""
+    check = ARGUMENT_CHECKS.get(name)
+    estimate = SIZE_ESTIMATES.get(name)
+
+    # functools.wraps copies the flags (is_safe, needs_autoescape, expects_localtime)
+    # Django reads from the function, and lets it find the real signature.
+    @functools.wraps(function)
+    def bounded(value, *args, **kwargs):
+        if check is not None and args:
+            check(name, args[0])
+        limit = _text_limit()
+        if estimate is not None and estimate(value, *args, kwargs.get("autoescape", False)) > limit:
+            raise _TooLarge(_too_much_text(name, limit))
+        result = function(value, *args, **kwargs)
+        if isinstance(result, str | tuple | list):
+            if len(result) > limit:
+                raise _TooLarge(_too_much_text(name, limit))
+            budget = _budget.get()
+            if budget is not None:
+                budget.made += len(result)
+                if budget.made > MADE_TEXT_FACTOR * limit:
+                    raise _TooLarge(
+                        _("the filters would make more than %(limit)s characters in all.")
+                        % {"limit": MADE_TEXT_FACTOR * limit}
+                    )
+        return result
+
+    bounded.argument_check = functools.partial(check, name) if check is not None else None
+    return bounded
+
+
+def _too_much_text(name: str, limit: int) -> str:
+    return _("“%(filter)s” would make a text longer than the allowed %(limit)s characters.") % {
+        "filter": name,
+        "limit": limit,
+    }
+
+
+def _line(node: Node) -> int:
+    return getattr(getattr(node, "token", None), "lineno", None) or 1
+
+
+def _count_output(node: Node) -> None:
+    """Make the node count what it renders against the running render's budget, and stop
+    the render as soon as the part passes its limit: a loop is stopped in the iteration
+    that passes it, not after its whole output has been built."""
+    render_annotated = node.render_annotated
+    line = _line(node)
+
+    def render_counted(context):
+        budget = _budget.get()
+        if budget is None:
+            return render_annotated(context)
+        before = budget.output
+        try:
+            output = render_annotated(context)
+        except _TooLarge as exc:
+            if exc.line is None:
+                exc.line = line
+            raise
+        # What the children counted while rendering is replaced by what this node
+        # returns: exact for {% filter %}, {% spaceless %} and {% ifchanged %} too.
+        budget.output = before + len(output)
+        if budget.output > budget.limit:
+            raise _TooLarge(budget.too_long, line)
+        return output
+
+    node.render_annotated = render_counted
+
 
 # --- the library ---------------------------------------------------------------------------
 
 MAX_LOOP_ITERATIONS = 200_000
 
+# for, if and now are registered below, wrapped.
 SAFE_TAGS = (
     "comment",
     "cycle",
     "filter",
     "firstof",
     "ifchanged",
-    "now",
     "regroup",
     "spaceless",
     "verbatim",
@@ -126,9 +340,8 @@ library = Library()
 for _name in SAFE_TAGS:
     library.tag(_name, defaulttags.register.tags[_name])
 for _name in SAFE_FILTERS:
-    _function = defaultfilters.register.filters[_name]
     # Library.filter would re-read the flags from the function; they are set on it already.
-    library.filters[_name] = _function
+    library.filters[_name] = _bounded(_name, defaultfilters.register.filters[_name])
 
 
 class LoopBudgetExceeded(Exception):
@@ -170,6 +383,16 @@ def do_if(parser, token):
     return defaulttags.do_if(parser, token)
 
 
+@library.tag("now")
+def do_now(parser, token):
+    node = defaulttags.now(parser, token)
+    try:
+        _check_format("now", node.format_string)
+    except _TooLarge as exc:
+        raise TemplateSyntaxError(exc.message) from None
+    return node
+
+
 class _SandboxEngine(Engine):
     # Django's own builtins (defaulttags, defaultfilters, loader_tags) are not loaded.
     default_builtins = []
@@ -179,6 +402,12 @@ class _SandboxEngine(Engine):
 
     def get_template_libraries(self, libraries):
         return {}
+
+    def from_string(self, template_code):
+        template = super().from_string(template_code)
+        for node in template.nodelist.get_nodes_by_type(Node):
+            _count_output(node)
+        return template
 
 
 @functools.cache
@@ -230,9 +459,13 @@ def compile_template(source: str):
     return engine().from_string(source)
 
 
-def render(source: str, data: Mapping, *, autoescape: bool) -> str:
+def render(source: str, data: Mapping, *, autoescape: bool, limit: int, too_long: str) -> str:
     """Render a template source over plain data; TemplateRenderError (with a message for
-    the user) when it cannot be rendered."""
+    the user) when it cannot be rendered.
+
+    The result has at most `limit` characters: the render stops as soon as it passes them,
+    with `too_long` as the message (after the line).
+    """
     if not source:
         return ""
     try:
@@ -240,9 +473,17 @@ def render(source: str, data: Mapping, *, autoescape: bool) -> str:
     except TemplateSyntaxError as exc:
         # Saved before a rule changed, or stored around the form: say where it breaks.
         raise TemplateRenderError(explain_syntax_error(exc)) from None
+    budget = _Budget(
+        limit=limit, too_long=too_long, text_limit=settings.CALMAIL_TEMPLATE_MAX_BODY_CHARS
+    )
     context = Context(dict(freeze(data)), autoescape=autoescape)
+    token = _budget.set(budget)
     try:
         return template.render(context)
+    except _TooLarge as exc:
+        raise TemplateRenderError(
+            _("Line %(line)s: %(error)s") % {"line": exc.line or 1, "error": exc.message}
+        ) from None
     except LoopBudgetExceeded:
         raise TemplateRenderError(
             _("The template loops over too many rows (more than %(limit)s in all).")
@@ -252,20 +493,32 @@ def render(source: str, data: Mapping, *, autoescape: bool) -> str:
         raise TemplateRenderError(
             _("The template could not be rendered: %(error)s") % {"error": exc}
         ) from None
+    finally:
+        _budget.reset(token)
 
 
 def render_subject(source: str, data: Mapping) -> str:
-    """One line: line breaks would end the Subject header."""
-    text = render(source, data, autoescape=False)
+    """One line: line breaks would end the Subject header. At most
+    CALMAIL_TEMPLATE_MAX_SUBJECT_CHARS, counted before line breaks and runs of spaces are
+    made one space, so the render can stop as soon as it passes them."""
+    limit = settings.CALMAIL_TEMPLATE_MAX_SUBJECT_CHARS
+    too_long = _("the subject would be longer than the allowed %(limit)s characters.")
+    text = render(source, data, autoescape=False, limit=limit, too_long=too_long % {"limit": limit})
     return " ".join(text.split())
 
 
 def render_html(source: str, data: Mapping) -> str:
-    return render(source, data, autoescape=True)
+    """At most CALMAIL_TEMPLATE_MAX_BODY_CHARS."""
+    limit = settings.CALMAIL_TEMPLATE_MAX_BODY_CHARS
+    too_long = _("the HTML body would be longer than the allowed %(limit)s characters.")
+    return render(source, data, autoescape=True, limit=limit, too_long=too_long % {"limit": limit})
 
 
 def render_text(source: str, data: Mapping) -> str:
-    return render(source, data, autoescape=False)
+    """At most CALMAIL_TEMPLATE_MAX_BODY_CHARS."""
+    limit = settings.CALMAIL_TEMPLATE_MAX_BODY_CHARS
+    too_long = _("the text body would be longer than the allowed %(limit)s characters.")
+    return render(source, data, autoescape=False, limit=limit, too_long=too_long % {"limit": limit})
 
 
 # --- checking on save ----------------------------------------------------------------------
@@ -313,7 +566,8 @@ def explain_syntax_error(exc: TemplateSyntaxError) -> str:
 
 class _PlaceholderChecker:
     """Walks a compiled template and collects uses of names that are neither placeholders
-    of the template's type nor variables the template defines itself (for, with, …)."""
+    of the template's type nor variables the template defines itself (for, with, …), and
+    widths and formats over MAX_WIDTH written into the template."""
 
     def __init__(self, allowed: Collection[str]):
         self.allowed = frozenset(allowed) | _BUILTIN_NAMES
@@ -324,7 +578,29 @@ class _PlaceholderChecker:
             return
         root = variable.lookups[0]
         if root not in names and root not in self.allowed:
-            self.problems.append((line, root))
+            self.problems.append(
+                (
+                    line,
+                    _("Line %(line)s: “%(name)s” is not a placeholder of this template type.")
+                    % {"line": line, "name": root},
+                )
+            )
+
+    def argument(self, function, arguments, line: int) -> None:
+        check = getattr(function, "argument_check", None)
+        if check is None or not arguments:
+            return
+        is_lookup, argument = arguments[0]
+        if is_lookup:
+            if not isinstance(argument, Variable) or argument.lookups is not None:
+                return  # a placeholder: only the render knows its value
+            argument = argument.literal  # a number written without quotes
+        try:
+            check(argument)
+        except _TooLarge as exc:
+            self.problems.append(
+                (line, _("Line %(line)s: %(error)s") % {"line": line, "error": exc.message})
+            )
 
     def expression(
         self, expression, names: set[str], line: int, *, filters_only: bool = False
@@ -334,10 +610,11 @@ class _PlaceholderChecker:
         if isinstance(expression, FilterExpression):
             if not filters_only:
                 self.variable(expression.var, names, line)
-            for _function, arguments in expression.filters:
+            for function, arguments in expression.filters:
                 for is_lookup, argument in arguments:
                     if is_lookup:
                         self.variable(argument, names, line)
+                self.argument(function, arguments, line)
         elif isinstance(expression, Variable):
             self.variable(expression, names, line)
 
@@ -398,7 +675,8 @@ class _PlaceholderChecker:
 
 def check_template(source: str, *, placeholders: Collection[str]) -> list[str]:
     """The problems of a template source, each a message naming its line: syntax errors,
-    tags and filters that are not available, unknown placeholders. Empty when fine."""
+    tags and filters that are not available, unknown placeholders, widths and formats
+    over MAX_WIDTH. Empty when fine."""
     if not source:
         return []
     try:
@@ -407,17 +685,8 @@ def check_template(source: str, *, placeholders: Collection[str]) -> list[str]:
         return [explain_syntax_error(exc)]
     checker = _PlaceholderChecker(placeholders)
     checker.nodes(template.nodelist, set())
-    messages = []
-    seen = set()
-    for line, name in checker.problems:
-        if (line, name) in seen:
-            continue
-        seen.add((line, name))
-        messages.append(
-            _("Line %(line)s: “%(name)s” is not a placeholder of this template type.")
-            % {"line": line, "name": name}
-        )
-    return messages
+    # One message per problem and line, in the order of the template.
+    return list(dict.fromkeys(message for _line, message in checker.problems))
 
 
 # --- HTML to text --------------------------------------------------------------------------
@@ -432,31 +701,44 @@ _BLOCK_TAGS = frozenset(
 _SKIPPED_TAGS = frozenset({"head", "script", "style", "title"})
 
 
+# Deeper lists are indented no further: every item carries its indentation, and 20 000
+# nested lists made gigabytes of it.
+_MAX_LIST_INDENT = 10
+# A link's text longer than its address by more than this is not the address, however
+# much white space text() would strip around it: no need to join it to compare.
+_LINK_TEXT_SLACK = 200
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.size = 0  # characters in parts
         self.skipping = 0
-        self.links: list[tuple[str | None, int]] = []
+        self.links: list[tuple[str | None, int, int]] = []
         self.list_depth = 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
 
     def handle_starttag(self, tag, attrs):
         if tag in _SKIPPED_TAGS:
             self.skipping += 1
             return
         if tag == "br":
-            self.parts.append("\n")
+            self.add("\n")
         elif tag in ("ul", "ol"):
             self.list_depth += 1
-            self.parts.append("\n")
+            self.add("\n")
         elif tag == "li":
-            self.parts.append("\n" + "  " * max(self.list_depth - 1, 0) + "- ")
+            self.add("\n" + "  " * min(max(self.list_depth - 1, 0), _MAX_LIST_INDENT) + "- ")
         elif tag in ("td", "th"):
-            self.parts.append("\t")
+            self.add("\t")
         elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n" if tag in ("p", "h1", "h2", "h3", "table") else "\n")
+            self.add("\n\n" if tag in ("p", "h1", "h2", "h3", "table") else "\n")
         if tag == "a":
-            self.links.append((dict(attrs).get("href"), len(self.parts)))
+            self.links.append((dict(attrs).get("href"), len(self.parts), self.size))
 
     def handle_endtag(self, tag):
         if tag in _SKIPPED_TAGS:
@@ -464,21 +746,25 @@ class _TextExtractor(HTMLParser):
             return
         if tag in ("ul", "ol"):
             self.list_depth = max(self.list_depth - 1, 0)
-            self.parts.append("\n")
+            self.add("\n")
         elif tag in _BLOCK_TAGS and tag != "li":
-            self.parts.append("\n\n" if tag in ("p", "h1", "h2", "h3", "table") else "\n")
+            self.add("\n\n" if tag in ("p", "h1", "h2", "h3", "table") else "\n")
         if tag == "a" and self.links:
-            href, start = self.links.pop()
+            href, start, start_size = self.links.pop()
             target = (href or "").strip().removeprefix("mailto:")
             if target and not target.startswith(("#", "javascript:")):
-                text = "".join(self.parts[start:]).strip()
+                # Nested links would each join all text since their start: quadratic time.
+                if self.size - start_size > len(target) + _LINK_TEXT_SLACK:
+                    text = None
+                else:
+                    text = "".join(self.parts[start:]).strip()
                 # A link whose text is its address says it once.
                 if target != text:
-                    self.parts.append(f" ({target})")
+                    self.add(f" ({target})")
 
     def handle_data(self, data):
         if not self.skipping:
-            self.parts.append(re.sub(r"\s+", " ", data))
+            self.add(re.sub(r"\s+", " ", data))
 
     def text(self) -> str:
         raw = "".join(self.parts)

@@ -3,6 +3,7 @@ import os
 import pytest
 
 from calmail.common.roles import ADMINISTRATOR, POWER_USER, VIEWER
+from tests import clock
 from tests.factories import UserFactory
 
 pytest_plugins = ["tests.smtp_server"]
@@ -11,6 +12,25 @@ PASSWORD = "correct horse battery staple"
 
 # In CI every test must really run: a skip (no PostgreSQL, no Chromium, ...) is a failure there.
 REQUIRE_SERVICES = os.environ.get("CALMAIL_REQUIRE_SERVICES") == "1"
+
+
+# CALMAIL_TEST_CLOCK=2026-12-06T23:30:00+00:00 runs the whole suite at that wall-clock time
+# (ticking on from it), e.g. to catch a UTC date compared with a local one: tests/clock.py.
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    clock.start_session()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    clock.stop_session()
+
+
+def pytest_report_header(config):
+    moment = clock.destination()
+    if moment is not None:
+        return f"{clock.VARIABLE}: the clock started at {moment.isoformat()}"
+    return None
 
 
 def pytest_collection_modifyitems(items):

@@ -19,6 +19,7 @@ module writes its own small handler and never imports ``aiosmtpd.handlers``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import email
 import email.message
@@ -42,6 +43,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.clock import real_time
 
 Reply = tuple[int, str]
 TlsMode = Literal["none", "starttls", "ssl"]
@@ -121,7 +124,9 @@ def generate_certificates(directory: Path) -> CertificateFiles:
     A separate CA, rather than one self-signed leaf, is what real deployments with an
     internal CA look like, and it passes OpenSSL's strict X.509 checks.
     """
-    now = datetime.datetime.now(datetime.UTC)
+    # OpenSSL checks validity against the real clock, which time_machine does not move (a
+    # test, or CALMAIL_TEST_CLOCK, may have travelled days away): date them from it.
+    now = datetime.datetime.fromtimestamp(real_time(), datetime.UTC)
     not_before = now - datetime.timedelta(days=1)
     not_after = now + datetime.timedelta(days=30)
 
@@ -276,6 +281,8 @@ class _Handler:
                 message=email.message_from_bytes(raw, policy=email.policy.default),
             )
         )
+        if self.server.data_reply is not None:
+            return format_reply(self.server.data_reply)
         return f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
 
     async def handle_exception(self, error: Exception) -> str:
@@ -357,7 +364,15 @@ class SmtpTestServer:
     ``drop_after_messages`` (an int or None) hangs up without a reply at the MAIL command
     that follows that many accepted messages on a connection. ``connections_made`` counts
     the connections clients opened. ``before_data_reply`` (a callable or None) runs after
-    a message's content arrived and before the server answers it.
+    a message's content arrived and before the server answers it. ``data_reply`` (a 250
+    reply or None) accepts a message with that reply instead of "250 2.0.0 Ok: queued as …".
+
+    ``auth_failure_reply`` (a str or None, switchable) answers a failed AUTH with that
+    reply instead of aiosmtpd's "535 5.7.8 Authentication credentials invalid", filled
+    with what the client sent: ``{username}``, ``{password}``, ``{password_b64}`` (the
+    password in base64, as AUTH LOGIN sends it) and ``{plain_b64}`` (the AUTH PLAIN
+    blob). Like a server that echoes credentials, e.g.
+    ``"535 5.7.8 Authentication failed for {username} {password}"``.
 
     ``pipelining`` (default False, switchable) advertises PIPELINING (RFC 2920) in the
     EHLO reply. ``reads`` lists the chunks of client data in the order the server read
@@ -403,6 +418,8 @@ class SmtpTestServer:
         self.fail_mail: Reply | None = None
         self.fail_rcpt: Reply | None = None
         self.fail_data: Reply | None = None
+        self.data_reply: Reply | None = None
+        self.auth_failure_reply: str | None = None
         self.reject_recipients: dict[str, Reply] = {}
         self.drop_after_messages: int | None = None
         self.before_data_reply: Callable[[], None] | None = None
@@ -479,6 +496,8 @@ class SmtpTestServer:
         self.recipients_seen.clear()
         self.reads.clear()
         self.fail_greeting = self.fail_mail = self.fail_rcpt = self.fail_data = None
+        self.data_reply = None
+        self.auth_failure_reply = None
         self.reject_recipients.clear()
         self.drop_after_messages = None
         self.before_data_reply = None
@@ -506,7 +525,19 @@ class SmtpTestServer:
                 success=success,
             )
         )
-        return AuthResult(success=success, handled=False, auth_data=auth_data.login)
+        message = None
+        if not success and self.auth_failure_reply is not None:
+            message = self.auth_failure_reply.format(
+                username=auth_data.login.decode(errors="replace"),
+                password=auth_data.password.decode(errors="replace"),
+                password_b64=base64.b64encode(auth_data.password).decode(),
+                plain_b64=base64.b64encode(
+                    b"\0" + auth_data.login + b"\0" + auth_data.password
+                ).decode(),
+            )
+        return AuthResult(
+            success=success, handled=False, message=message, auth_data=auth_data.login
+        )
 
 
 class SilentServer:

@@ -6,6 +6,7 @@ loads it whole nor times out before the first byte.
 
 import csv
 import datetime
+import re
 import tempfile
 from collections.abc import Iterator
 
@@ -19,11 +20,41 @@ EXPORT_FORMATS = ("csv", "xlsx")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Where a spreadsheet may start a new cell when it reads a CSV file with another
+# separator than the one it was written with (a German Excel splits at ";", others at
+# "," or TAB), or a new row once it has lost track of the quoting.
+CSV_SEPARATORS = ",;\t\r\n"
+# The start of every piece a spreadsheet might make a cell of (the field's start, or right
+# after any separator), past spaces and quotes it may trim, when a formula trigger follows.
+_SEPARATOR_CLASS = re.escape(CSV_SEPARATORS)
+_TRIGGER_CLASS = re.escape("".join(FORMULA_PREFIXES))
+_CSV_FORMULA_START = re.compile(
+    f'(?:^|(?<=[{_SEPARATOR_CLASS}]))([ "\u00a0]*)(?=[{_TRIGGER_CLASS}])'
+)
+
+
 def neutralise(value):
-    """Make a cell value inert for spreadsheets: prefix formula triggers with an apostrophe."""
+    """Make a cell value inert for spreadsheets: prefix formula triggers with an apostrophe.
+
+    For one cell that is not split any further (XLSX); CSV needs neutralise_csv().
+    """
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+def neutralise_csv(text: str) -> str:
+    """A CSV field's text made inert in whatever spreadsheet opens the file.
+
+    OWASP's rule (an apostrophe before a leading = + - @ TAB or CR) applied to every piece
+    a spreadsheet could split the field into at , ; TAB or a line break: "x;=2+2;" becomes
+    "x;'=2+2;". Quoting every field (csv_response) is not enough on its own: an Excel that
+    splits at ";" a file written with "," misreads the quotes and makes "=2+2" a cell.
+    Text such as "-1" is prefixed too, as OWASP recommends ("-1+cmd|…" is a formula); real
+    numbers are not text and stay as they are (see _csv_cell). Addresses and plain words
+    are left alone: "@" inside "a@b.de" starts no piece.
+    """
+    return _CSV_FORMULA_START.sub(r"\1'", text)
 
 
 def export_rows(table, *, chunk_size: int = 2000) -> Iterator[list]:
@@ -55,7 +86,8 @@ class _Echo:
 
 
 def csv_response(rows: Iterator[list], *, filename: str) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
+    # Every field quoted: a quoted field is text to a spreadsheet, whatever its separator.
+    writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL)
 
     def lines():
         # A BOM makes Excel read the file as UTF-8 (umlauts!).
@@ -68,12 +100,15 @@ def csv_response(rows: Iterator[list], *, filename: str) -> StreamingHttpRespons
     return response
 
 
-def _csv_cell(value):
+def _csv_cell(value) -> str:
     if isinstance(value, datetime.datetime):
-        value = value.isoformat(sep=" ", timespec="seconds")
-    elif isinstance(value, datetime.date):
-        value = value.isoformat()
-    return neutralise(value if isinstance(value, str) else str(value))
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bool | int | float):
+        # A number the table computed, not text someone typed: "-5" stays readable.
+        return str(value)
+    return neutralise_csv(value if isinstance(value, str) else str(value))
 
 
 def xlsx_response(rows: Iterator[list], *, filename: str, sheet_title: str) -> FileResponse:

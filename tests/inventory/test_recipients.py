@@ -19,6 +19,7 @@ from inventory.recipients import (
     resolve_selection,
     search_recipients,
     split_recipient_text,
+    unavailable_references,
 )
 from tests.factories import (
     CustomerFactory,
@@ -439,7 +440,7 @@ def test_check_selection_refuses_missing_inactive_and_invisible(db, viewer, team
     ]
 
 
-def test_describe_selection_labels_tokens_in_order(max_muster, muster_gmbh):
+def test_describe_selection_labels_tokens_in_order(admin, max_muster, muster_gmbh):
     distribution_list = DistributionListFactory(name="Qualitätssicherung", description="QS-Team")
 
     choices = describe_selection(
@@ -449,7 +450,8 @@ def test_describe_selection_labels_tokens_in_order(max_muster, muster_gmbh):
             f"customer:{muster_gmbh.pk}",
             f"user:{max_muster.pk}",
             "system:77",
-        ]
+        ],
+        user=admin,
     )
 
     assert [(c.token, c.label, c.detail) for c in choices] == [
@@ -461,7 +463,97 @@ def test_describe_selection_labels_tokens_in_order(max_muster, muster_gmbh):
             "einkauf@muster.example, qs@muster.example",
         ),
         (f"user:{max_muster.pk}", "Max Muster", "max@calserver.example"),
-        ("system:77", "system:77 (no longer exists)", ""),
+        ("system:77", "system:77 (unknown selection)", ""),
+    ]
+
+
+def test_describe_selection_names_only_what_the_user_may_see(teammate, muster_gmbh):
+    """A power user sees the lists of their team and those without one, active users,
+    customers and system addresses; another team's list looks like one that does not exist."""
+    from django.contrib.auth.models import Group
+
+    other_team = Group.objects.create(name="Labor Süd")
+    hidden = DistributionListFactory(
+        name="Geheim", description="Süd intern", owner_group=other_team
+    )
+    own = DistributionListFactory(
+        name="Nord", description="Nord intern", owner_group=teammate.groups.get(name="Labor Nord")
+    )
+    public = DistributionListFactory(name="Alle", description="")
+    active = UserFactory(first_name="Eva", last_name="Aktiv", email="eva@calserver.example")
+    inactive = UserFactory(first_name="Ina", last_name="Alt", is_active=False)
+    system = SystemAddressFactory(name="Labor", email="labor@calserver.example")
+
+    choices = describe_selection(
+        [
+            f"list:{hidden.pk}",
+            f"list:{own.pk}",
+            f"list:{public.pk}",
+            f"user:{active.pk}",
+            f"user:{inactive.pk}",
+            f"customer:{muster_gmbh.pk}",
+            f"system:{system.pk}",
+            "list:999999",
+        ],
+        user=teammate,
+    )
+
+    assert [(c.token, c.label, c.detail) for c in choices] == [
+        (f"list:{hidden.pk}", f"list:{hidden.pk} (unknown selection)", ""),
+        (f"list:{own.pk}", "Nord", "Nord intern"),
+        (f"list:{public.pk}", "Alle", ""),
+        (f"user:{active.pk}", "Eva Aktiv", "eva@calserver.example"),
+        (f"user:{inactive.pk}", f"user:{inactive.pk} (unknown selection)", ""),
+        (
+            f"customer:{muster_gmbh.pk}",
+            "1001 · Muster GmbH",
+            "einkauf@muster.example, qs@muster.example",
+        ),
+        (f"system:{system.pk}", "Labor", "labor@calserver.example"),
+        ("list:999999", "list:999999 (unknown selection)", ""),
+    ]
+
+
+def test_describe_selection_names_nothing_for_a_user_without_role(
+    outsider, max_muster, muster_gmbh
+):
+    distribution_list = DistributionListFactory(name="Alle")
+    system = SystemAddressFactory(name="Labor")
+    tokens = [
+        f"list:{distribution_list.pk}",
+        f"user:{max_muster.pk}",
+        f"customer:{muster_gmbh.pk}",
+        f"system:{system.pk}",
+    ]
+
+    choices = describe_selection(tokens, user=outsider)
+
+    assert [c.label for c in choices] == [f"{token} (unknown selection)" for token in tokens]
+    with pytest.raises(ValidationError) as caught:
+        check_selection(tokens, user=outsider)
+    assert len(caught.value.messages) == 4
+
+
+def test_unavailable_references_give_positions_of_missing_and_hidden(teammate):
+    from django.contrib.auth.models import Group
+
+    hidden = DistributionListFactory(owner_group=Group.objects.create(name="Labor Süd"))
+    visible = DistributionListFactory()
+
+    unavailable = unavailable_references(
+        [
+            f"list:{visible.pk}",
+            "kein-at-zeichen",
+            f"list:{hidden.pk}",
+            "a@example.com",
+            "customer:999999",
+        ],
+        user=teammate,
+    )
+
+    assert unavailable == [
+        (3, SelectionItem(TokenKind.LIST, pk=hidden.pk)),
+        (5, SelectionItem(TokenKind.CUSTOMER, pk=999999)),
     ]
 
 

@@ -5,6 +5,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from calmail.common.roles import ROLE_NAMES
 from inventory.models import (
@@ -155,7 +156,7 @@ def test_seed_demo_more_adds_a_set_with_new_numbers(demo):
 
 def test_seed_demo_due_dates_are_consistent_and_spread(demo):
     seed("--customers", "20", "--instruments", "1000", "--tickets", "0")
-    today = NOW.date()
+    today = timezone.localdate(NOW)  # seed_demo's today: the local date, not NOW's UTC one
 
     rows = list(
         Instrument.objects.values_list(

@@ -681,6 +681,51 @@ def test_deliver_wrong_password_defers_without_hammering(
     assert set(DeliveryAttempt.objects.values_list("reply_code", flat=True)) == {535}
 
 
+def test_deliver_password_quoted_by_the_server_is_masked(
+    db, smtp_server_auth, smtp_credentials, trust_test_ca
+):
+    # A server that quotes the credentials it refuses (issue 12, item 9).
+    smtp_server_auth.auth_failure_reply = (
+        "535 5.7.8 Authentication failed for {username} {password}"
+    )
+    password = "Falsch-" + smtp_credentials.password
+    configuration = configuration_for(
+        smtp_server_auth, smtp_auth=True, username="mailer", password=password
+    )
+    message = due_mail(configuration)
+
+    deliver(configuration)
+
+    message = reload(message)
+    assert message.status == Status.DEFERRED
+    assert message.error_message == (
+        "Authentication failed: 535 5.7.8 Authentication failed for mailer ********"
+    )
+    assert list(DeliveryAttempt.objects.values_list("reply_code", "reply_text")) == [
+        (535, "5.7.8 Authentication failed for mailer ********")
+    ]
+
+
+def test_deliver_password_quoted_in_the_servers_acceptance_is_masked(
+    db, smtp_server_auth, smtp_credentials, trust_test_ca
+):
+    smtp_server_auth.data_reply = (250, f"2.0.0 Ok: queued for mailer {smtp_credentials.password}")
+    configuration = configuration_for(
+        smtp_server_auth,
+        smtp_auth=True,
+        username=smtp_credentials.username,
+        password=smtp_credentials.password,
+    )
+    message = due_mail(configuration)
+
+    deliver(configuration)
+
+    assert reload(message).status == Status.SENT
+    assert list(DeliveryAttempt.objects.values_list("reply_code", "reply_text")) == [
+        (250, "2.0.0 Ok: queued for mailer ********")
+    ]
+
+
 def test_deliver_undecryptable_password_defers_before_connecting(configuration, smtp_server):
     from calmail.common.fields import UndecryptableSecret
 
@@ -1189,3 +1234,47 @@ def test_deliver_gives_back_unsent_rows_when_its_slot_was_taken(smtp_server, set
     )
     # The slot stays with the worker that took it.
     assert list(DeliverySlot.objects.values_list("holder", flat=True)) == ["thief:1"]
+
+
+def test_deliver_takes_over_the_slot_of_a_holder_process_that_died_here(configuration, smtp_server):
+    """A worker process killed on this host leaves its slot behind; the next worker here
+    sees the process is gone and does not wait out the lease."""
+    import socket
+    import subprocess
+
+    configuration.max_connections = 1
+    configuration.save()
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    DeliverySlot.objects.create(
+        smtp_configuration=configuration,
+        number=0,
+        holder=f"w9@{socket.gethostname()}:{finished.pid}",
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    due_mail(configuration)
+
+    stats = deliver(configuration)
+
+    assert stats.sent == 1
+    assert DeliverySlot.objects.get().holder == ""
+
+
+def test_deliver_leaves_the_slot_of_a_living_holder_process_here(configuration, smtp_server):
+    import os
+    import socket
+
+    configuration.max_connections = 1
+    configuration.save()
+    DeliverySlot.objects.create(
+        smtp_configuration=configuration,
+        number=0,
+        holder=f"w9@{socket.gethostname()}:{os.getppid()}",
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    message = due_mail(configuration)
+
+    stats = deliver(configuration)
+
+    assert stats.stop_reason == StopReason.NO_SLOT
+    assert reload(message).status == Status.QUEUED

@@ -126,14 +126,17 @@ def test_filter_per_column(client_for, admin, mixed):
     LogEntry.objects.filter(category=Category.SECURITY).delete()
     mail_type = ContentType.objects.get_for_model(mixed["mail"])
     today = timezone.localdate()
+    # The filter takes local (Berlin) days; the UTC date of "old" is the day before
+    # between 22:00/23:00 and midnight UTC.
+    old_day = timezone.localdate(mixed["old"]).isoformat()
     cases = {
         "level": ({"level": "error"}, ["Fehler"]),
         "category": ({"category": "delivery"}, [str(mixed["mail"])]),
         "actor": ({"actor": mixed["erika"].pk}, ["Erika"]),
         "time": (
             {
-                "time_min": mixed["old"].date().isoformat(),
-                "time_max": mixed["old"].date().isoformat(),
+                "time_min": old_day,
+                "time_max": old_day,
             },
             ["Alt"],
         ),
@@ -150,6 +153,33 @@ def test_filter_per_column(client_for, admin, mixed):
     results = {name: shown(client.get(LIST, query)) for name, (query, _rows) in cases.items()}
 
     assert results == {name: rows for name, (_query, rows) in cases.items()}
+
+
+@pytest.mark.django_db
+def test_time_filter_takes_local_days_also_on_a_dst_day(client_for, admin):
+    # 29 March 2026 in Berlin, 23 hours long: from 23:00 UTC on the 28th (CET) to
+    # 22:00 UTC on the 29th (CEST).
+    for label, moment in [
+        ("Vortag", "2026-03-28T22:59:59+00:00"),
+        ("Beginn", "2026-03-28T23:00:00+00:00"),
+        ("Ende", "2026-03-29T21:59:59+00:00"),
+        ("Folgetag", "2026-03-29T22:00:00+00:00"),
+    ]:
+        event(label, time=datetime.datetime.fromisoformat(moment))
+    client = client_for(admin)
+
+    days = {
+        day: shown(
+            client.get(LIST, {"time_min": day, "time_max": day, "category": Category.SCHEDULER})
+        )
+        for day in ("2026-03-28", "2026-03-29", "2026-03-30")
+    }
+
+    assert days == {
+        "2026-03-28": ["Vortag"],
+        "2026-03-29": ["Ende", "Beginn"],
+        "2026-03-30": ["Folgetag"],
+    }
 
 
 @pytest.mark.django_db

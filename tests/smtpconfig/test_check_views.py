@@ -1,10 +1,14 @@
 """Test connection and send test mail, through the web pages, against the in-process server."""
 
 import base64
+import html
+import re
+import secrets
 
 import pytest
 from django.urls import reverse
 
+from maillog.models import LogEntry
 from smtpconfig.models import SmtpConfiguration
 from tests.factories import SmtpConfigurationFactory
 
@@ -160,3 +164,72 @@ def test_password_never_logged_on_save_and_failed_login(
     assert "Authentication failed: 535" in caplog.text
     assert secret not in caplog.text
     assert base64.b64encode(secret.encode()).decode() not in caplog.text
+
+
+def secret_forms(username: str, password: str) -> list[str]:
+    """The password and its base64 forms (AUTH LOGIN, AUTH PLAIN), unpadded."""
+    return [
+        password,
+        base64.b64encode(password.encode()).decode().rstrip("="),
+        base64.b64encode(f"\0{username}\0{password}".encode()).decode().rstrip("="),
+    ]
+
+
+def leaked(text: str, username: str, password: str) -> list[str]:
+    return [form for form in secret_forms(username, password) if form.lower() in text.lower()]
+
+
+@pytest.mark.django_db
+def test_test_connection_password_echoed_by_the_server_is_redacted_everywhere(
+    client_for, admin, smtp_server_auth, settings, caplog
+):
+    # The server quotes the credentials it refuses (issue 12, item 9).
+    settings.CALMAIL_SMTP_CA_FILE = str(smtp_server_auth.ca_file)
+    smtp_server_auth.auth_failure_reply = (
+        "535 5.7.8 Authentication failed for {username} {password}"
+    )
+    password = "Falsch-" + secrets.token_urlsafe(12)
+    configuration = SmtpConfigurationFactory(
+        host=smtp_server_auth.host,
+        port=smtp_server_auth.port,
+        security="starttls",
+        smtp_auth=True,
+        username="mailer",
+        password=password,
+    )
+    client = english(client_for(admin))
+    caplog.set_level("DEBUG")
+
+    response = client.post(
+        reverse("smtpconfig:test", args=[configuration.pk]),
+        {"sender": "labor@example.com", "recipient": "kunde@example.com"},
+    )
+    entry = LogEntry.objects.get(object_id=configuration.pk, message__startswith="Connection test")
+    export = client.get(reverse("maillog:list"), {"_export": "csv"})
+    export_text = b"".join(export.streaming_content).decode("utf-8-sig")
+    # Closing the response ends the request, and with it the database connection.
+    export.close()
+
+    expected_verdict = "Authentication failed: 535 5.7.8 Authentication failed for mailer ********"
+    page = html.unescape(response.content.decode())
+    verdict = re.search(r'data-testid="verdict">(.*?)</div>', page, re.DOTALL).group(1)
+    assert verdict.split("</i>")[1].strip() == expected_verdict
+    assert "S: 535 5.7.8 Authentication failed for mailer ********" in page
+    assert [a.success for a in smtp_server_auth.auth_attempts] == [False, False]
+    assert entry.details["verdict"] == expected_verdict
+    assert entry.details["reply_code"] == 535
+    assert entry.details["reply_text"] == "5.7.8 Authentication failed for mailer ********"
+    assert expected_verdict in entry.search_text
+    assert expected_verdict in export_text
+    assert f"Connection test of SMTP configuration #{configuration.pk}" in caplog.text
+    assert expected_verdict in caplog.text
+    everything = {
+        "page": page,
+        "details": str(entry.details),
+        "search_text": entry.search_text,
+        "export": export_text,
+        "logging": caplog.text,
+    }
+    assert {name: leaked(text, "mailer", password) for name, text in everything.items()} == {
+        name: [] for name in everything
+    }

@@ -1,7 +1,9 @@
 import base64
 import email
 import email.policy
+import secrets
 import shutil
+import smtplib
 import time
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from smtpconfig.transport import (
     Direction,
     SendmailBackend,
     SendmailError,
+    describe_exception,
     get_email_backend,
+    redact,
     send_test_mail,
     test_connection,
 )
@@ -209,6 +213,134 @@ def test_connection_wrong_password_reports_535_and_hides_password(
     assert f"client: AUTH LOGIN {MASK}" in everything
     assert f"client: {MASK}" in everything
     assert smtp_server_auth.senders_seen == []
+
+
+# A server that quotes the credentials it refuses (issue 12, item 9).
+ECHO = "535 5.7.8 Authentication failed for {username} {password}"
+
+
+@pytest.mark.parametrize("check", [test_connection, send_test_mail])
+def test_password_echoed_by_the_server_is_masked_in_the_report(
+    check, smtp_server_auth, trust_test_ca
+):
+    smtp_server_auth.auth_failure_reply = ECHO
+    password = "Falsch-" + secrets.token_urlsafe(12)
+    configuration = smtp_configuration(
+        smtp_server_auth, smtp_auth=True, username="mailer", password=password
+    )
+
+    report = check(configuration, sender=SENDER, recipient=RECIPIENT)
+
+    assert (
+        report.verdict
+        == f"Authentication failed: 535 5.7.8 Authentication failed for mailer {MASK}"
+    )
+    assert (report.reply_code, report.reply_text) == (
+        535,
+        f"5.7.8 Authentication failed for mailer {MASK}",
+    )
+    refusals = [line.text for line in report.transcript if line.text.startswith("535")]
+    # PLAIN, then LOGIN: both refusals quoted the password.
+    assert refusals == [f"535 5.7.8 Authentication failed for mailer {MASK}"] * 2
+    everything = transcript_text(report) + report.verdict + report.reply_text
+    for secret in secret_forms("mailer", password):
+        assert secret not in everything
+
+
+def test_password_echoed_in_any_case_or_base64_form_is_masked(smtp_server_auth, trust_test_ca):
+    password = "Falsch-" + secrets.token_urlsafe(12)
+    smtp_server_auth.auth_failure_reply = (
+        f"535 5.7.8 Rejected {{password_b64}} {{plain_b64}} {password.upper()} {password.lower()}"
+    )
+    configuration = smtp_configuration(
+        smtp_server_auth, smtp_auth=True, username="mailer", password=password
+    )
+
+    report = test_connection(configuration, sender=SENDER, recipient=RECIPIENT)
+
+    assert report.verdict == (
+        f"Authentication failed: 535 5.7.8 Rejected {MASK} {MASK} {MASK} {MASK}"
+    )
+    assert report.reply_text == f"5.7.8 Rejected {MASK} {MASK} {MASK} {MASK}"
+
+
+def test_password_echoed_in_the_reply_to_a_test_mail_is_masked(
+    smtp_server_auth, smtp_credentials, trust_test_ca
+):
+    smtp_server_auth.data_reply = (250, f"2.0.0 Ok: queued for mailer {smtp_credentials.password}")
+    configuration = smtp_configuration(
+        smtp_server_auth,
+        smtp_auth=True,
+        username=smtp_credentials.username,
+        password=smtp_credentials.password,
+    )
+
+    report = send_test_mail(configuration, sender=SENDER, recipient=RECIPIENT)
+
+    assert report.ok is True, report.verdict
+    assert (
+        report.verdict
+        == f"Test mail accepted by the server: 250 2.0.0 Ok: queued for mailer {MASK}"
+    )
+    assert report.reply_text == f"2.0.0 Ok: queued for mailer {MASK}"
+    assert f"server: 250 2.0.0 Ok: queued for mailer {MASK}" in transcript_text(report)
+    assert smtp_credentials.password not in transcript_text(report)
+
+
+REDACT_PASSWORD = "Ge+heim?42"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"535 failed for mailer {REDACT_PASSWORD}", f"535 failed for mailer {MASK}"),
+        (f"535 failed: {REDACT_PASSWORD.upper()}.", f"535 failed: {MASK}."),
+        # AUTH LOGIN's base64 of the password, with and without its padding.
+        ("535 got R2UraGVpbT80Mg==", f"535 got {MASK}"),
+        ("535 got R2UraGVpbT80Mg", f"535 got {MASK}"),
+        # AUTH PLAIN's "\0mailer\0password".
+        ("535 got AG1haWxlcgBHZStoZWltPzQy", f"535 got {MASK}"),
+        (
+            "535 5.7.8 Authentication credentials invalid",
+            "535 5.7.8 Authentication credentials invalid",
+        ),
+        ("", ""),
+    ],
+)
+def test_redact_masks_the_password_and_its_base64_forms(text, expected):
+    configuration = SmtpConfiguration(username="mailer", password=REDACT_PASSWORD)
+
+    assert redact(text, configuration) == expected
+
+
+def test_redact_without_a_readable_password_changes_nothing():
+    text = "535 failed for mailer Ge+heim?42"
+
+    assert redact(text, SmtpConfiguration(username="mailer", password="")) == text
+    unreadable = SmtpConfiguration(username="mailer", password=UndecryptableSecret("x"))
+    assert redact(text, unreadable) == text
+
+
+def test_describe_exception_masks_a_quoted_password():
+    # What the delivery engine stores as a mail's error after a refused login.
+    configuration = SmtpConfiguration(username="mailer", password=REDACT_PASSWORD)
+    exc = smtplib.SMTPAuthenticationError(
+        535, f"5.7.8 failed for mailer {REDACT_PASSWORD}".encode()
+    )
+
+    assert describe_exception(exc, configuration) == (
+        f"Authentication failed: 535 5.7.8 failed for mailer {MASK}"
+    )
+
+
+def test_describe_exception_masks_a_password_whose_spaces_the_verdict_collapsed():
+    configuration = SmtpConfiguration(username="mailer", password="zwei  Leer\tzeichen")
+    exc = smtplib.SMTPAuthenticationError(535, b"5.7.8 failed for zwei  Leer\tzeichen")
+
+    assert (
+        describe_exception(exc, configuration)
+        == f"Authentication failed: 535 5.7.8 failed for {MASK}"
+    )
 
 
 def test_connection_auth_not_offered(smtp_server):

@@ -291,3 +291,20 @@ def test_excel_values_outside_the_plain_types_take_the_general_path(customer_rep
         datetime.datetime(2025, 1, 2),
         "yyyy-mm-dd",
     )
+
+
+def test_csv_report_quotes_every_field_and_neutralises_split_pieces(customer_report):
+    """A customer's own text (here a model name) must not become a formula in an Excel
+    that splits the field at another separator."""
+    row = next(row for row in customer_report.rows if row["inventory_number"] == "INV-1")
+    row["model"] = "x;=2+2;"
+
+    spec = export_report(customer_report, export_type="csv", csv_separator=",")
+
+    text = spec.content.decode("utf-8-sig")
+    line = next(line for line in text.splitlines() if '"INV-1"' in line)
+    assert '"x;\'=2+2;"' in line
+    assert all(field.startswith('"') for field in line.split('","')[:1])
+    for separator in (";", ","):
+        pieces = [piece.strip('"') for piece in line.split(separator)]
+        assert not [piece for piece in pieces if piece.startswith(("=", "+", "@"))]

@@ -482,6 +482,23 @@ def test_form_shows_syntax_error_with_line_on_save(client_for, admin):
 
 
 @pytest.mark.django_db
+def test_form_refuses_an_over_wide_filter_on_save(client_for, admin):
+    response = english(client_for(admin)).post(
+        url_for("create"),
+        form_data(body_html_de='<p>Hallo</p>\n<p>{{ recipient.name|ljust:"30000000" }}</p>'),
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["body_html_de"] == [
+        "Line 2: the width 30000000 in “ljust” is larger than the allowed 200."
+    ]
+    assert "Line 2: the width 30000000 in “ljust” is larger than the allowed 200." in page_text(
+        response
+    )
+    assert not MailTemplate.objects.exists()
+
+
+@pytest.mark.django_db
 def test_form_refuses_a_report_of_another_type(client_for, admin):
     response = english(client_for(admin)).post(
         url_for("create"), form_data(template_type="support")
@@ -629,6 +646,47 @@ def test_preview_rejects_an_unknown_recipient(client_for, admin):
     assert response.context["preview"].form.errors["recipient"] == [
         "The recipient customer:999 does not exist or is not available to you."
     ]
+
+
+@pytest.mark.django_db
+def test_preview_of_a_template_that_renders_too_much_shows_the_error(client_for, admin, customer):
+    # Stored around the form (as before the cap, or through the admin): the render refuses it.
+    # Messages of a render come in the mail's language (here English, as the test expects).
+    template = MailTemplateFactory(
+        default_language="en",
+        texts={"en": {"subject": "Hello", "body_html": '{{ recipient.email|ljust:"30000000" }}'}},
+    )
+    query = {"recipient": f"customer:{customer.pk}"}
+    client = english(client_for(admin))
+
+    response = client.get(url_for("preview", template.pk), query)
+    body = client.get(url_for("preview_body", template.pk), query)
+
+    message = "Line 1: the width 30000000 in “ljust” is larger than the allowed 200."
+    assert response.status_code == 200
+    assert response.context["preview"].rendered is None
+    assert response.context["preview"].error == message
+    assert message in page_text(response)
+    assert len(response.content) < 100_000
+    assert body.status_code == 404
+    assert len(body.content) < 100_000
+
+
+@pytest.mark.django_db
+def test_preview_of_a_subject_over_its_limit_shows_the_error(client_for, admin, customer, settings):
+    settings.CALMAIL_TEMPLATE_MAX_SUBJECT_CHARS = 20
+    template = MailTemplateFactory(
+        default_language="en",
+        texts={"en": {"subject": "Reminder for {{ recipient.name }}", "body_html": "x"}},
+    )
+
+    response = english(client_for(admin)).get(
+        url_for("preview", template.pk), {"recipient": f"customer:{customer.pk}"}
+    )
+
+    message = "Line 1: the subject would be longer than the allowed 20 characters."
+    assert response.context["preview"].rendered is None
+    assert message in page_text(response)
 
 
 @pytest.mark.django_db
