@@ -26,13 +26,14 @@ MO_FILES := $(PO_FILES:.po=.mo)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run test lint format check-deploy migrations-check messages vendor bench
+.PHONY: help run test lint graph format check-deploy migrations-check messages vendor bench
 
 help:
 	@cat <<'EOF'
 	make run               set up .venv, migrate, create the demo admin, start web + worker + beat
 	make test              install the dev tools, run the whole test suite (PYTEST_ARGS="..." to narrow)
-	make lint              ruff check and ruff format --check
+	make lint              ruff check, ruff format --check, the import layers (import-linter), mypy
+	make graph             the module graph in numbers: levels, loops, imports against the layers
 	make format            ruff format and ruff check --fix
 	make check-deploy      manage.py check --deploy with production settings and throwaway keys
 	make migrations-check  fail if a model change lacks its migration
@@ -104,6 +105,13 @@ test: $(DEV_STAMP) $(MO_FILES)
 lint: $(DEV_STAMP)
 	$(RUFF) check .
 	$(RUFF) format --check .
+	# The layers of docs/architecture.md (contracts in pyproject.toml).
+	$(VENV)/bin/lint-imports --no-cache
+	# The types of services, selectors and the engine (files in pyproject.toml).
+	$(VENV)/bin/mypy
+
+graph: $(DEV_STAMP)
+	$(PY) scripts/module_graph.py $(GRAPH_ARGS)
 
 format: $(DEV_STAMP)
 	$(RUFF) format .

@@ -26,6 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
@@ -161,7 +162,7 @@ class Dependent:
     """Something that still belongs to a team or refers to a user: how many, and where
     to see them."""
 
-    label: str
+    label: str | Promise
     count: int
     url: str = ""
 

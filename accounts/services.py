@@ -23,6 +23,7 @@ from django.utils.translation import gettext_noop
 from accounts.models import Team
 from accounts.selectors import active_administrators, team_dependents, user_references
 from calmail.common.roles import ADMINISTRATOR, ROLE_NAMES, is_role_name, role_of
+from calmail.common.teams import ensure_default_team
 from inventory.models import Language
 from inventory.services import profile_for
 from mailbox.models import AddressType, OutboxMessage, Source
@@ -417,7 +418,7 @@ def _clean_team_name(name: str, *, exclude_pk=None) -> str:
     name = " ".join(name.split())
     if not name:
         raise ValidationError({"name": _("Enter a name.")}, code="required")
-    max_length = Group._meta.get_field("name").max_length
+    max_length = Group._meta.get_field("name").max_length or 150
     if len(name) > max_length:
         raise ValidationError(
             {"name": _("At most %(count)d characters.") % {"count": max_length}}, code="max_length"
@@ -478,6 +479,21 @@ def team_update(*, team: Team, name: str, members: Iterable | None = None) -> di
     if changes:
         log_audit(action=AuditAction.UPDATED, obj=team, category=Category.USERS, changes=changes)
     return changes
+
+
+def team_ensure_default(*, user=None) -> tuple[Team, bool]:
+    """The first team, or the default one made for a first run with `user` in it
+    (calmail.common.teams.ensure_default_team); a new team is in the audit trail."""
+    group, created = ensure_default_team(user=user)
+    team = Team.objects.get(pk=group.pk)
+    if created:
+        log_audit(
+            action=AuditAction.CREATED,
+            obj=team,
+            category=Category.USERS,
+            changes=diff_fields({}, _team_state(team)),
+        )
+    return team, created
 
 
 def team_delete_refusal(team: Team) -> str | None:

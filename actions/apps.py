@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from calmail.common.navigation import NavEntry
+
 
 class ActionsConfig(AppConfig):
     """Scheduled mail actions (Aktionen, 5.6.1) and the beat-driven scheduler that runs them."""
@@ -8,9 +10,13 @@ class ActionsConfig(AppConfig):
     name = "actions"
     label = "actions"
     verbose_name = _("Actions")
-
-    def ready(self):
-        from actions.services import template_users
-        from templates_app.services import register_template_user
-
-        register_template_user(template_users)
+    nav_entries = (
+        NavEntry(
+            key="actions",
+            label=_("Actions"),
+            url_name="actions:list",
+            permission="actions.view_action",
+            icon="calendar-event",
+            order=10,
+        ),
+    )

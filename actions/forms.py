@@ -1,4 +1,5 @@
 import datetime as dt
+from functools import partial
 
 from crispy_forms.layout import Submit
 from django import forms
@@ -11,7 +12,8 @@ from actions.schedule import LAST
 from calmail.common.forms import CrispyFormMixin, prepare_team_field
 from calmail.common.roles import is_administrator
 from calmail.common.teams import only_team
-from inventory.recipients import split_recipient_text
+from calmail.common.widgets import RecipientPicker
+from inventory.recipients import describe_text, split_recipient_text
 from inventory.selectors import owner_group_choices
 from smtpconfig.models import SmtpConfiguration
 from templates_app.selectors import visible_templates
@@ -76,7 +78,7 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
     )
     recipients = forms.CharField(
         label=_("Recipients"),
-        widget=forms.TextInput(),
+        widget=RecipientPicker,
         help_text=_(
             "Users, customers, distribution lists, system addresses or typed addresses, "
             "separated by commas; type to search."
@@ -137,12 +139,9 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             widget.attrs.update({"size": 8, "data-rule-field": name})
         for name in ("time_of_day", "start", "end"):
             self.fields[name].widget.attrs["data-rule-field"] = name
-        self.fields["recipients"].widget.attrs.update(
-            {
-                "data-recipients-search": reverse("inventory:recipient_search"),
-                "list": "action-recipient-options",
-                "autocomplete": "off",
-            }
+        self.fields["recipients"].widget.configure(
+            search_url=reverse("inventory:recipient_search"),
+            describe=partial(describe_text, user=self.user),
         )
 
     def clean_recipients(self):

@@ -1,4 +1,4 @@
-"""The calendar rules of actions (DESIGN.md 5.6.1), free of Django models.
+"""The calendar rules of actions (docs/design.md 5.6.1), free of Django models.
 
 A rule matches a local date when the date matches every non-empty field (AND,
 deliberately unlike Vixie cron, which ORs day of month and weekday). On a
@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+
 LAST = "last"
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -28,8 +30,6 @@ _MAX_DAYS = {
 
 
 def default_zone() -> ZoneInfo:
-    from django.conf import settings
-
     return ZoneInfo(settings.TIME_ZONE)
 
 
@@ -59,18 +59,6 @@ class Rule:
             raise ValueError("weekdays must be 0 (Monday) to 6 (Sunday)")
         if any(not (isinstance(m, int) and 1 <= m <= 12) for m in self.months):
             raise ValueError("months must be 1 to 12")
-
-
-def date_matches(rule: Rule, day: dt.date) -> bool:
-    if rule.months and day.month not in rule.months:
-        return False
-    if rule.weekdays and day.weekday() not in rule.weekdays:
-        return False
-    if rule.days:
-        last = calendar.monthrange(day.year, day.month)[1]
-        if day.day not in rule.days and not (LAST in rule.days and day.day == last):
-            return False
-    return True
 
 
 def slot_on(rule: Rule, day: dt.date, tz: ZoneInfo | None = None) -> dt.datetime:

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_noop
 
 from actions import schedule
 from actions.models import Action, ActionRun, RunStatus, Trigger
-from actions.services import dispatch_run, rule_of
+from actions.services import rule_of
 from maillog.models import Level
 from maillog.services import log_scheduler_event
 
@@ -33,12 +33,12 @@ ON_TIME_SECONDS = 300
 
 
 def grace_period() -> dt.timedelta:
-    return dt.timedelta(seconds=getattr(settings, "CALMAIL_CATCHUP_GRACE_SECONDS", 3600))
+    return dt.timedelta(seconds=settings.CALMAIL_CATCHUP_GRACE_SECONDS)
 
 
-def tick(now: dt.datetime | None = None, *, dispatch: bool = True) -> list[int]:
-    """Handle every due action; returns the ids of the runs to execute (dispatched on commit
-    unless dispatch is false: benchmarks and race tests look at the runs only)."""
+def tick(now: dt.datetime | None = None) -> list[int]:
+    """Handle every due action; returns the ids of the runs to execute, committed (the
+    task actions.tick dispatches them; benchmarks and race tests look at the runs only)."""
     now = now or timezone.now()
     run_ids: list[int] = []
     with transaction.atomic():
@@ -46,7 +46,7 @@ def tick(now: dt.datetime | None = None, *, dispatch: bool = True) -> list[int]:
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
         for action in due[:BATCH_SIZE]:
-            run_id = _handle(action, now, dispatch=dispatch)
+            run_id = _handle(action, now)
             if run_id is not None:
                 run_ids.append(run_id)
     return run_ids
@@ -65,7 +65,7 @@ def _due_slots(action: Action, now: dt.datetime) -> tuple[list[dt.datetime], dt.
     return list(passed), following
 
 
-def _handle(action: Action, now: dt.datetime, *, dispatch: bool) -> int | None:
+def _handle(action: Action, now: dt.datetime) -> int | None:
     old_due = action.next_due_at
     if not action.published:
         # Unpublished since the column was set: drop it from the index scan.
@@ -132,7 +132,4 @@ def _handle(action: Action, now: dt.datetime, *, dispatch: bool) -> int | None:
         )
     if run_now is None:
         return None
-    run_id = run_now.pk
-    if dispatch:
-        transaction.on_commit(lambda: dispatch_run(run_id=run_id))
-    return run_id
+    return run_now.pk

@@ -56,7 +56,8 @@ def action_list(*, user) -> QuerySet[Action]:
 def sent_count(action: Action) -> int:
     return (
         with_sent_count(Action.objects.filter(pk=action.pk))
-        .values_list("sent_count", flat=True)
+        # django-stubs cannot see the annotation made in with_sent_count.
+        .values_list("sent_count", flat=True)  # type: ignore[misc]
         .get()
     )
 

@@ -1,4 +1,4 @@
-"""Writes to actions and runs, and the execution of a run.
+"""Writes to actions (the execution of a run: actions.runs).
 
 next_due_at is always recomputed from "now" (strictly after it) when an action is saved,
 published or re-activated, so none of these ever fires a catch-up: an edit at 10:05 of a
@@ -6,34 +6,17 @@ published or re-activated, so none of these ever fires a catch-up: an edit at 10
 """
 
 import datetime as dt
-import hashlib
-import logging
 from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from actions import schedule
-from actions.models import Action, ActionRun, RunStatus, Trigger
+from actions.models import Action
 from calmail.common.roles import is_administrator
-from inventory.models import Customer
-from inventory.recipients import check_selection, resolve_selection
-from inventory.selectors import ScopeKind
-from mailbox.services import enqueue
-from maillog.models import Level
-from maillog.services import log_scheduler_event
-from templates_app.models import AddAttachment
-from templates_app.rendering import TemplateRenderError
-from templates_app.services import render_for_recipient
-
-logger = logging.getLogger(__name__)
-
-# Mails queued per database transaction while a run fans out.
-COMMIT_EVERY = 100
+from inventory.recipients import check_selection
 
 EDITABLE_FIELDS = (
     "description",
@@ -68,11 +51,6 @@ def compute_next_due(action: Action, *, after: dt.datetime) -> dt.datetime | Non
         return None
     slot = schedule.next_slot(rule_of(action), after)
     return slot.astimezone(dt.UTC) if slot else None
-
-
-def template_users(template) -> list[str]:
-    """For templates_app: the actions that use a template (its delete is refused then)."""
-    return [str(a) for a in Action.objects.filter(template=template).only("description")[:50]]
 
 
 def normalise_rule_values(values: Mapping) -> dict:
@@ -181,242 +159,3 @@ def action_duplicate(*, action: Action, now: dt.datetime | None = None) -> Actio
 @transaction.atomic
 def action_delete(*, action: Action) -> None:
     action.delete()
-
-
-@transaction.atomic
-def action_run_now(*, action: Action, now: dt.datetime | None = None) -> ActionRun:
-    """A manual run, executed at once by a worker."""
-    run = ActionRun.objects.create(
-        action=action, slot=now or timezone.now(), trigger=Trigger.MANUAL
-    )
-    transaction.on_commit(lambda: dispatch_run(run_id=run.pk))
-    return run
-
-
-def dispatch_run(*, run_id: int) -> None:
-    """Have a worker execute the run. Never raises: with the broker down the run stays
-    pending, and the tick dispatches it again (redispatch_waiting_runs)."""
-    from actions.tasks import execute_run
-
-    try:
-        execute_run.apply_async(
-            args=[run_id],
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        )
-    except Exception as exc:
-        logger.warning(
-            "Could not publish run #%s (%s); the next tick dispatches it again.",
-            run_id,
-            exc.__class__.__name__,
-        )
-
-
-# A pending run older than this lost its task message (broker outage): dispatch it again.
-# Long enough that a message merely waiting behind other tasks is not sent twice.
-RUN_REDISPATCH_SECONDS = 300
-
-
-def redispatch_waiting_runs(*, now: dt.datetime | None = None) -> int:
-    """Dispatch again the runs that have been pending too long. Returns how many."""
-    since = (now or timezone.now()) - dt.timedelta(seconds=RUN_REDISPATCH_SECONDS)
-    run_ids = list(
-        ActionRun.objects.filter(status=RunStatus.PENDING, created_at__lt=since)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:100]
-    )
-    for run_id in run_ids:
-        dispatch_run(run_id=run_id)
-    return len(run_ids)
-
-
-# --- executing a run ------------------------------------------------------------------------
-
-
-def _claim(run_id: int) -> ActionRun | None:
-    with transaction.atomic():
-        run = (
-            ActionRun.objects.select_for_update()
-            .select_related("action", "action__template", "action__smtp_configuration")
-            .filter(pk=run_id)
-            .first()
-        )
-        # A retried run carries on where it stopped: the idempotency keys skip mails made.
-        if run is None or run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
-            return None
-        now = timezone.now()
-        if run.trigger != Trigger.MANUAL and not run.action.published:
-            run.status = RunStatus.CANCELLED
-            run.error_message = _("The action was no longer published when the run started.")
-            run.started_at = run.finished_at = now
-            run.save()
-            return None
-        run.status = RunStatus.RUNNING
-        run.started_at = run.started_at or now
-        run.save(update_fields=["status", "started_at"])
-        return run
-
-
-def run_execute(*, run_id: int) -> ActionRun | None:
-    """Resolve the recipients, render the template for each (their language, their report
-    scope) and put one mail per recipient in the outbox, idempotently per (run, recipient).
-
-    Skips are recorded with their reason: references that no longer resolve, and mails
-    that end up without an attachment while the action may not send those.
-    """
-    run = _claim(run_id)
-    if run is None:
-        return None
-    action = run.action
-    # The template's texts once for the whole fan-out, not once per recipient.
-    prefetch_related_objects([action.template], "translations")
-    queued = failed = 0
-    skipped: list[dict] = []
-    today = timezone.localdate(run.slot)
-    try:
-        resolution = resolve_selection(action.recipients)
-    except ValidationError as exc:
-        resolution = None
-        run.error_message = "; ".join(exc.messages)
-    log_scheduler_event(
-        message=gettext_noop(
-            "Run of %(action)s started (%(trigger)s, slot %(slot)s) for %(recipients)s recipient(s)."
-        ),
-        level=Level.INFO,
-        params={
-            "action": action.description,
-            "trigger": run.trigger,
-            "slot": run.slot.isoformat(),
-            "recipients": len(resolution.recipients) if resolution is not None else 0,
-        },
-        obj=action,
-        group=action.group_id,
-        actor=None,
-    )
-    if resolution is not None:
-        skipped += [{"recipient": s.label, "reason": str(s.reason)} for s in resolution.skipped]
-        recipients = resolution.recipients
-        for first in range(0, len(recipients), COMMIT_EVERY):
-            # One commit per chunk, not per mail: a large fan-out spends less time waiting
-            # for the database. Each mail still has its own savepoint inside enqueue(), and
-            # a crash mid-chunk is redone by the retry (idempotency keys).
-            chunk = recipients[first : first + COMMIT_EVERY]
-            customers = _customer_details(chunk)
-            with transaction.atomic():
-                for recipient in chunk:
-                    outcome = _send_one(
-                        run=run,
-                        action=action,
-                        recipient=recipient,
-                        today=today,
-                        details=_details_of(recipient, customers),
-                    )
-                    if outcome is None:
-                        queued += 1
-                    else:
-                        failed += outcome[0] == "failed"
-                        skipped.append({"recipient": recipient.email, "reason": outcome[1]})
-    run.queued_count = queued
-    run.failed_count = failed
-    run.skipped_count = len(skipped) - failed
-    run.skipped = skipped
-    run.status = RunStatus.FAILED if resolution is None else RunStatus.DONE
-    run.finished_at = timezone.now()
-    run.save()
-    log_scheduler_event(
-        message=gettext_noop(
-            "Run of %(action)s (%(trigger)s, slot %(slot)s): %(queued)s mail(s) queued, "
-            "%(skipped)s skipped, %(failed)s failed."
-        ),
-        level=Level.WARNING if (skipped or run.error_message) else Level.INFO,
-        params={
-            "action": action.description,
-            "trigger": run.trigger,
-            "slot": run.slot.isoformat(),
-            "queued": run.queued_count,
-            "skipped": run.skipped_count,
-            "failed": run.failed_count,
-        },
-        # The reasons, as in the run history (bounded: a fan-out may skip thousands).
-        details={"skipped": skipped[:200], "error": run.error_message},
-        obj=action,
-        group=action.group_id,
-        actor=None,
-    )
-    return run
-
-
-def idempotency_key(run_id: int, email: str) -> str:
-    key = f"run:{run_id}:{email.lower()}"
-    # The outbox column holds 200 characters; an address can be longer.
-    return (
-        key
-        if len(key) <= 200
-        else f"run:{run_id}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
-    )
-
-
-def _customer_details(recipients) -> dict[int, dict]:
-    """The placeholder data of the chunk's customers, in one query."""
-    ids = {r.scope.id for r in recipients if r.scope.kind == ScopeKind.CUSTOMER}
-    if not ids:
-        return {}
-    rows = Customer.objects.filter(pk__in=ids).values("pk", "number", "name", "city")
-    return {row.pop("pk"): row for row in rows}
-
-
-def _details_of(recipient, customers: dict[int, dict]) -> dict | None:
-    """As templates_app.selectors.recipient_details for a customer; None (let the
-    renderer look it up) for anyone else."""
-    if recipient.scope.kind != ScopeKind.CUSTOMER:
-        return None
-    return {"customer": dict(customers.get(recipient.scope.id, {})), "user": {}}
-
-
-def _send_one(
-    *, run: ActionRun, action: Action, recipient, today, details: dict | None = None
-) -> tuple[str, str] | None:
-    try:
-        rendered = render_for_recipient(
-            template=action.template, recipient=recipient, today=today, details=details
-        )
-    except TemplateRenderError as exc:
-        return ("failed", str(exc))
-    # DESIGN 5.6.1: a template without any attachment always sends; the action's switch
-    # only decides about a mail whose template has a report that did not come out.
-    if (
-        action.template.add_attachment != AddAttachment.NONE
-        and not rendered.has_attachment
-        and not action.send_without_attachments
-    ):
-        reason = rendered.attachment_skipped or _("the mail has no attachment")
-        return (
-            "skipped",
-            _("not sent without an attachment: %(reason)s") % {"reason": reason},
-        )
-    try:
-        # enqueue() is atomic itself (a savepoint inside the run's chunk).
-        enqueue(
-            # enqueue() takes bare addresses; the owner column names the person.
-            to=[recipient.email],
-            subject=rendered.subject,
-            body_html=rendered.body_html,
-            body_text=rendered.body_text,
-            from_email=rendered.from_email,
-            from_name=rendered.from_name,
-            attachments=rendered.attachments,
-            attachment_type=rendered.attachment_type,
-            smtp_configuration=action.smtp_configuration,
-            source="action",
-            source_label=action.description,
-            action=action,
-            address_type=str(recipient.address_type),
-            recipient_owner=recipient.owner,
-            export_type=rendered.export_type,
-            parameters=rendered.parameters,
-            owner_group=action.group,
-            idempotency_key=idempotency_key(run.pk, recipient.email),
-        )
-    except ValidationError as exc:
-        return ("failed", "; ".join(exc.messages))
-    return None

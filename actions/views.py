@@ -1,8 +1,10 @@
 import datetime as dt
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views import View
 from django_tables2 import RequestConfig
 
-from actions import schedule, services
+from actions import runs, schedule, services
 from actions.filters import ActionFilter
 from actions.forms import ActionForm, PreviewRuleForm
 from actions.models import Action
@@ -29,6 +31,7 @@ from actions.selectors import (
     visible_actions,
 )
 from actions.tables import ActionRunTable, ActionTable
+from actions.tasks import dispatch_run
 from calmail.common.forms import add_service_errors
 from calmail.common.lists import CalmailListView
 from calmail.common.sections import SectionFormView, SectionObjectMixin
@@ -264,7 +267,8 @@ class ActionRunNowView(ConfirmView):
     confirm_label = gettext_lazy("Run now")
 
     def perform(self, action):
-        services.action_run_now(action=action)
+        run = runs.action_run_now(action=action)
+        transaction.on_commit(partial(dispatch_run, run_id=run.pk))
         messages.success(
             self.request,
             _("%(name)s is running; its mails appear in the outbox.")

@@ -1,4 +1,4 @@
-"""What both benchmarks share: a throwaway database, the environment, child processes.
+"""What the benchmarks share: a throwaway database, the environment, child processes.
 
 Nothing here imports Django at module level: the environment must be complete before
 Django reads its settings.
@@ -90,6 +90,40 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+@contextlib.contextmanager
+def admin_client_on_throwaway_postgres(directory: Path):
+    """A Django test client signed in as an administrator, on a freshly migrated copy of
+    DATABASE_URL's server that is dropped afterwards: what the list benchmarks measure."""
+    import warnings
+
+    # WhiteNoise warns that STATIC_ROOT does not exist: no collectstatic for a benchmark.
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+    with throwaway_postgres(os.environ.get("DATABASE_URL", "")) as database_url:
+        set_environment(
+            database_url=database_url,
+            broker_url="memory://",
+            var_dir=directory / "var",
+            settings_module="calmail.settings_test",
+        )
+        setup_django()
+        # Imported here: Django must not read its settings before set_environment().
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from django.core.management import call_command
+        from django.test import Client
+        from django.test.utils import setup_test_environment
+
+        from calmail.common.roles import ADMINISTRATOR
+
+        setup_test_environment()
+        call_command("migrate", verbosity=0)
+        client = Client()
+        admin = get_user_model().objects.create_user(username="bench-admin")
+        admin.groups.add(Group.objects.get(name=ADMINISTRATOR))
+        client.force_login(admin)
+        yield client
 
 
 def free_port() -> int:

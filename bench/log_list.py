@@ -24,12 +24,11 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import is_postgres, say, set_environment, setup_django, throwaway_postgres
+from bench.common import admin_client_on_throwaway_postgres, is_postgres, say
 from bench.outbox_list import Case, explain, measure
 
 TARGET_MS = 200
@@ -210,31 +209,10 @@ def sort_cases() -> list[Case]:
 
 
 def run(rows: int, repeat: int, show_plans: bool, directory: Path) -> None:
-    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
-    with throwaway_postgres(os.environ.get("DATABASE_URL", "")) as database_url:
-        set_environment(
-            database_url=database_url,
-            broker_url="memory://",
-            var_dir=directory / "var",
-            settings_module="calmail.settings_test",
-        )
-        setup_django()
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-        from django.core.management import call_command
-        from django.test import Client
-        from django.test.utils import setup_test_environment
+    with admin_client_on_throwaway_postgres(directory) as client:
         from django.urls import reverse
 
-        from calmail.common.roles import ADMINISTRATOR
-
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
         data = fill(rows)
-        client = Client()
-        admin = get_user_model().objects.create_user(username="bench-admin")
-        admin.groups.add(Group.objects.get(name=ADMINISTRATOR))
-        client.force_login(admin)
 
         def table(title, url, cases):
             say("")
@@ -258,7 +236,7 @@ def run(rows: int, repeat: int, show_plans: bool, directory: Path) -> None:
             [Case("unfiltered", {}), *event_cases(data)],
         )
         attempts = table(
-            "first page of delivery attempts", reverse("maillog:attempts"), attempt_cases(data)
+            "first page of delivery attempts", reverse("mailbox:attempts"), attempt_cases(data)
         )
         sorts = table("first page of the log, sorted", reverse("maillog:list"), sort_cases())
         say("")

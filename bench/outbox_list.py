@@ -28,19 +28,12 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    is_postgres,
-    say,
-    set_environment,
-    setup_django,
-    throwaway_postgres,
-)
+from bench.common import admin_client_on_throwaway_postgres, is_postgres, say
 
 TARGET_MS = 150
 
@@ -273,33 +266,10 @@ def explain(sql: str) -> str:
 
 
 def run(rows: int, repeat: int, show_plans: bool, directory: Path) -> None:
-    # WhiteNoise warns that STATIC_ROOT does not exist: no collectstatic for a benchmark.
-    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
-    source_url = os.environ.get("DATABASE_URL", "")
-    with throwaway_postgres(source_url) as database_url:
-        set_environment(
-            database_url=database_url,
-            broker_url="memory://",
-            var_dir=directory / "var",
-            settings_module="calmail.settings_test",
-        )
-        setup_django()
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-        from django.core.management import call_command
-        from django.test import Client
-        from django.test.utils import setup_test_environment
+    with admin_client_on_throwaway_postgres(directory) as client:
         from django.urls import reverse
 
-        from calmail.common.roles import ADMINISTRATOR
-
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
         fill(rows)
-        client = Client()
-        admin = get_user_model().objects.create_user(username="bench-admin")
-        admin.groups.add(Group.objects.get(name=ADMINISTRATOR))
-        client.force_login(admin)
         url = reverse("mailbox:list")
 
         results = []

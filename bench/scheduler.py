@@ -8,7 +8,7 @@
    of 7 ticks (actions.scheduler.tick, the beat task's body, without dispatching), the 10
    due actions reset before each. The target is O(due actions): a ratio near 1.
 3. Fan-out: an action to --customers customers, each with an overdue instrument, so each
-   mail carries an Excel report of its own. The run (actions.services.run_execute, the
+   mail carries an Excel report of its own. The run (actions.runs.run_execute, the
    worker task's body) executes in a child process; the time until every mail is queued
    in the outbox, and the child's peak resident memory, are printed.
 
@@ -118,7 +118,7 @@ def measure_tick(due_ids: list[int], slot: dt.datetime) -> float:
         ActionRun.objects.all().delete()
         Action.objects.filter(pk__in=due_ids).update(next_due_at=slot)
         started = time.perf_counter()
-        made = tick(now=slot + dt.timedelta(seconds=5), dispatch=False)
+        made = tick(now=slot + dt.timedelta(seconds=5))
         timings.append((time.perf_counter() - started) * 1000)
         if len(made) != len(due_ids):
             raise SystemExit(f"tick made {len(made)} runs, expected {len(due_ids)}")
@@ -168,7 +168,7 @@ def prepare_fanout(customers: int, objects) -> int:
 
 def fanout_child(run_id: int) -> None:
     setup_django()
-    from actions.services import run_execute
+    from actions.runs import run_execute
 
     started = time.perf_counter()
     run = run_execute(run_id=run_id)

@@ -275,9 +275,15 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that waited out a broker outage is stale; the next one comes anyway.
         "options": {"expires": max(1, CALMAIL_SWEEP_SECONDS - 5)},
     },
-    # Deletes log entries and sent outbox mail past their retention, in small batches.
+    # Deletes log entries past their retention, in small batches.
     "maillog-purge": {
         "task": "maillog.purge",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 3600},
+    },
+    # Deletes finished outbox mail past its retention, in small batches.
+    "mailbox-purge": {
+        "task": "mailbox.purge",
         "schedule": crontab(hour=3, minute=17),
         "options": {"expires": 3600},
     },

@@ -42,7 +42,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     # The language switcher must also work on the login page.
     path("i18n/setlang/", accounts_views.switch_language, name="set_language"),
-    path("outbox/", include("mailbox.urls")),
+    # /outbox/ and /log/attempts/ (the outbox's delivery attempts, a tab of the Log).
+    path("", include("mailbox.urls")),
     path("templates/", include("templates_app.urls")),
     path("actions/", include("actions.urls")),
     path("smtp/", include("smtpconfig.urls")),

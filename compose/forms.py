@@ -3,6 +3,7 @@ and strict for preview and sending; uploaded files are always checked, because a
 file cannot be kept."""
 
 import json
+from functools import partial
 
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout
@@ -18,16 +19,18 @@ from django.utils.translation import gettext_lazy as _
 
 from calmail.common.html import sanitise_body_html
 from calmail.common.roles import team_groups
+from calmail.common.widgets import RecipientPicker
 from compose import selectors
 from compose.models import Draft, SendMode
 from compose.services import file_refusal, max_files
 from inventory.recipients import (
     check_selection,
-    describe_selection,
+    describe_text,
     parse_tokens,
     split_recipient_text,
     unavailable_references,
 )
+from mailbox.services import HEADER_INJECTION_MESSAGE
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -52,7 +55,7 @@ def _has_control_characters(value: str) -> bool:
     return any(ord(char) < 32 or ord(char) == 127 for char in value)
 
 
-INJECTION_MESSAGE = _("Line breaks are not allowed here (they could inject mail headers).")
+INJECTION_MESSAGE = HEADER_INJECTION_MESSAGE
 # Said alike of what is gone and what the user may not see, and never with its name.
 UNAVAILABLE_MESSAGE = _(
     "Recipient %(position)s (%(token)s): unknown selection. It does not exist or is not "
@@ -90,13 +93,14 @@ class ComposeForm(forms.Form):
     to = forms.CharField(
         label=_("To"),
         required=False,
+        widget=RecipientPicker,
         help_text=_(
             "Users, customers, distribution lists, system addresses or typed addresses, "
             "separated by commas. Distribution lists are expanded when the mail is sent."
         ),
     )
-    cc = forms.CharField(label=_("Cc"), required=False)
-    bcc = forms.CharField(label=_("Bcc"), required=False)
+    cc = forms.CharField(label=_("Cc"), required=False, widget=RecipientPicker)
+    bcc = forms.CharField(label=_("Bcc"), required=False, widget=RecipientPicker)
     send_mode = forms.ChoiceField(
         label=_("Sending"),
         choices=SendMode.choices,
@@ -108,6 +112,7 @@ class ComposeForm(forms.Form):
     template_recipient = forms.CharField(
         label=_("Render the template for"),
         required=False,
+        widget=RecipientPicker(single=True),
         help_text=_(
             "A recipient whose data (and report) fill the template; empty: the first To recipient."
         ),
@@ -162,18 +167,9 @@ class ComposeForm(forms.Form):
             del self.fields["remove_attachments"]
         search_url = reverse("inventory:recipient_search")
         for name in (*RECIPIENT_FIELDS, "template_recipient"):
-            widget = self.fields[name].widget
-            widget.attrs.update(
-                {
-                    "data-recipient-tokens": search_url,
-                    "data-choices": json.dumps(self._choices_for(name), ensure_ascii=False),
-                    "autocomplete": "off",
-                }
+            self.fields[name].widget.configure(
+                search_url=search_url, describe=partial(describe_text, user=user)
             )
-        self.fields["template_recipient"].widget.attrs["data-single"] = ""
-        # The widgets' own words, translated here: the scripts have no catalogue.
-        for name in (*RECIPIENT_FIELDS, "template_recipient"):
-            self.fields[name].widget.attrs["data-remove-label"] = _("Remove")
         self.fields["body_html"].widget.attrs["data-labels"] = json.dumps(
             {
                 "bold": str(_("Bold")),
@@ -188,15 +184,6 @@ class ComposeForm(forms.Form):
             ensure_ascii=False,
         )
         self.helper = self._helper()
-
-    def _choices_for(self, name: str) -> list[dict]:
-        raw = self.data.get(name) if self.is_bound else self.initial.get(name, "")
-        tokens = split_recipient_text(raw or "")
-        try:
-            return [choice.as_dict() for choice in describe_selection(tokens, user=self.user)]
-        except ValidationError:
-            # Bad tokens are shown as typed; the field's error explains them.
-            return []
 
     def _helper(self) -> FormHelper:
         helper = FormHelper(self)

@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from calmail.common.html import sanitise_body_html
+from calmail.common.mailtypes import AttachmentSpec
 from compose.models import Draft, DraftAttachment, SendMode
 from inventory.recipients import Recipient, Resolution, resolve_selection
 from mailbox.models import OutboxMessage, Source
-from mailbox.services import AttachmentSpec, enqueue
+from mailbox.services import enqueue
 from templates_app.rendering import html_to_text
 from templates_app.services import render_for_recipient
 

@@ -18,11 +18,12 @@ guessed id reveals neither a name nor whether it exists.
 """
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -32,6 +33,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from calmail.common.mailtypes import AddressType
 from inventory.models import Customer, CustomerContact, DistributionList, SystemAddress
 from inventory.selectors import Scope, ScopeKind, has_role, visible_distribution_lists
 
@@ -58,16 +60,6 @@ __all__ = [
     "unavailable_references",
     "usable_references",
 ]
-
-
-class AddressType(StrEnum):
-    """The outbox's address types; the values are mailbox.models.AddressType's."""
-
-    USER = "user"
-    CUSTOMER = "customer"
-    SYSTEM = "system"
-    DISTRIBUTION = "distribution"
-    ADDRESS = "address"
 
 
 class TokenKind(StrEnum):
@@ -241,7 +233,9 @@ def parse_tokens(selection: Iterable[SelectionItem | str]) -> list[SelectionItem
 def split_recipient_text(text: str) -> list[str]:
     """Split free text into tokens at commas, semicolons and line breaks, except inside
     quotes or angle brackets ("Muster, Max" <max@example.com> stays one token)."""
-    tokens, current, quoted, bracketed = [], [], False, False
+    tokens: list[str] = []
+    current: list[str] = []
+    quoted = bracketed = False
     for char in text or "":
         if char == '"' and not bracketed:
             quoted = not quoted
@@ -280,7 +274,7 @@ class _Loaded:
 def _ids_by_kind(items: Iterable[SelectionItem]) -> dict[TokenKind, set[int]]:
     ids: dict[TokenKind, set[int]] = {kind: set() for kind in REFERENCE_KINDS}
     for item in items:
-        if item.kind in ids:
+        if item.kind in ids and item.pk is not None:
             ids[item.kind].add(item.pk)
     return ids
 
@@ -319,7 +313,7 @@ def user_language(user) -> str:
     try:
         return user.profile.language
     except ObjectDoesNotExist:
-        return settings.LANGUAGE_CODE
+        return str(settings.LANGUAGE_CODE)
 
 
 # --- resolution ---------------------------------------------------------------------------
@@ -442,7 +436,7 @@ def resolve_selection(selection: Iterable[SelectionItem | str]) -> Resolution:
     items = parse_tokens(selection)
     loaded = _load(items)
     collector = _Collector()
-    tables = {
+    tables: dict[str, tuple[dict[int, Any], Callable[[Any], None]]] = {
         TokenKind.USER: (loaded.users, collector.add_user),
         TokenKind.CUSTOMER: (loaded.customers, collector.add_customer),
         TokenKind.LIST: (loaded.lists, collector.add_list),
@@ -453,7 +447,7 @@ def resolve_selection(selection: Iterable[SelectionItem | str]) -> Resolution:
             collector.add_address(item)
             continue
         objects, add = tables[item.kind]
-        obj = objects.get(item.pk)
+        obj = objects.get(item.pk) if item.pk is not None else None
         if obj is None:
             collector.skip(item.token, item.token, _("it no longer exists"))
         else:
@@ -757,3 +751,11 @@ def describe_selection(selection: Iterable[SelectionItem | str], *, user) -> lis
         else:
             choices.append(make[item.kind](obj))
     return choices
+
+
+def describe_text(text: str, *, user) -> list[dict]:
+    """describe_selection for a recipient field's text, as the search endpoint answers:
+    the recipient picker's chips for the tokens a field holds already."""
+    return [
+        choice.as_dict() for choice in describe_selection(split_recipient_text(text), user=user)
+    ]

@@ -221,7 +221,7 @@ def filter_due(
     today: datetime.date,
     window_days: int = DEFAULT_DUE_WINDOW_DAYS,
 ) -> QuerySet:
-    """Rows by their due date `field` (DESIGN 5.6.3).
+    """Rows by their due date `field` (docs/design.md 5.6.3).
 
     due: from today up to and including today + window_days; overdue: before today;
     due_overdue: either; all: every row, with or without a due date.

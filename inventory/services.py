@@ -173,15 +173,6 @@ BULK_INSTRUMENT_FIELDS = (
 
 
 @transaction.atomic
-def instrument_create(*, values: dict) -> Instrument:
-    instrument = Instrument()
-    _apply(instrument, values, INSTRUMENT_FIELDS)
-    instrument.full_clean()
-    instrument.save()
-    return instrument
-
-
-@transaction.atomic
 def instrument_update(*, instrument: Instrument, values: dict) -> list[str]:
     """Update an instrument; the next due date follows (Instrument.save)."""
     changed = _apply(instrument, values, INSTRUMENT_FIELDS)

@@ -1,6 +1,6 @@
 """The delivery engine: claim due mail of one SMTP configuration and hand it to the server.
 
-The outbox row is the truth (DESIGN.md, "Data flow" and 5.6.2). A run of ``deliver_due``:
+The outbox row is the truth (docs/design.md, "Data flow" and 5.6.2). A run of ``deliver_due``:
 
 1. takes one of the configuration's connection slots (``max_connections`` across all
    workers, see mailbox.ratelimit); without a free slot it stops at once, because the
@@ -14,8 +14,9 @@ The outbox row is the truth (DESIGN.md, "Data flow" and 5.6.2). A run of ``deliv
    ``max_messages_per_connection`` and after a dropped connection) and commits each
    mail's outcome with its DeliveryAttempt right after the server's reply, so a killed
    worker can send at most its one in-flight mail twice (with the same Message-ID).
-   A mail goes out as the bytes enqueue() built (mailbox/mime.py), with the SMTP
-   commands pipelined where the server offers it (mailbox/pipelining.py);
+   A mail goes out as the bytes enqueue() built (mailbox/mime.py), through a mailer
+   session of smtpconfig.transport (SMTP, commands pipelined where the server offers
+   it, or sendmail);
 4. repeats until nothing is due or a limit stops it (rate limit, ``max_messages``, the
    run's time budget), then frees the slot.
 
@@ -30,7 +31,6 @@ import contextlib
 import enum
 import logging
 import random
-import smtplib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -45,7 +45,8 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mailbox import mime, pipelining
+from mailbox import mime
+from mailbox.dispatch import dispatch_delivery
 from mailbox.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -55,8 +56,8 @@ from mailbox.models import (
 )
 from mailbox.ratelimit import rate_allowance, slot_acquire, slot_available, slot_release, slot_renew
 from mailbox.transitions import check_transition
-from smtpconfig.models import Mailer, SmtpConfiguration
-from smtpconfig.transport import SendmailError, describe_exception, get_email_backend, redact
+from smtpconfig.models import SmtpConfiguration
+from smtpconfig.transport import Failure, MailerSession, Sent, assess_failure, open_session
 
 logger = logging.getLogger(__name__)
 
@@ -196,87 +197,42 @@ def _load_for_building(rows: Sequence[OutboxMessage]) -> dict[int, list[OutboxAt
 
 
 class _Connection:
-    """The run's connection to the mail system: opened when first needed, reused for the
-    following mails and batches, reopened after max_messages_per_connection."""
+    """The run's mailer session: opened when first needed, reused for the following mails
+    and batches, reopened once it is worn out (max_messages_per_connection) or broken."""
 
     def __init__(self, configuration: SmtpConfiguration, stats: DeliveryStats):
         self.configuration = configuration
         self.stats = stats
-        self.is_smtp = configuration.mailer == Mailer.SMTP
-        self.backend = None
-        self.used = 0
+        self.session: MailerSession | None = None
 
     def ensure_open(self) -> None:
-        if (
-            self.backend is not None
-            and self.is_smtp
-            and self.used >= self.configuration.max_messages_per_connection
-        ):
+        if self.session is not None and self.session.worn_out:
             self.close()
-        if self.backend is None:
-            backend = get_email_backend(self.configuration)
-            try:
-                backend.open()
-            except BaseException:
-                _hang_up(backend)
-                raise
-            self.backend = backend
-            self.used = 0
-            if self.is_smtp:
+        if self.session is None:
+            self.session = open_session(self.configuration)
+            if self.session.network:
                 self.stats.connections += 1
 
-    def send(self, envelope: _Envelope) -> tuple[dict, tuple[int, str] | None]:
-        """Send one mail; (recipients the server refused, the server's reply to the content)."""
-        self.used += 1
-        if not self.is_smtp:
-            self.backend.send_raw(envelope.sender, envelope.recipients, envelope.data)
-            return {}, None
-        # Pipelined (one round trip for the envelope, one for the content) where the
-        # server offers it: on a fast network the round trips, not the bytes, set the pace.
-        return pipelining.send_mail(
-            self.backend.connection, envelope.sender, envelope.recipients, envelope.data
-        )
+    def send(self, envelope: _Envelope) -> Sent:
+        """Send one mail; what the mail system said (redacted)."""
+        return self.session.send_raw(envelope.sender, envelope.recipients, envelope.data)
 
     @property
     def broken(self) -> bool:
-        """smtplib closes the socket after a timeout, a network error or a 421."""
-        if not self.is_smtp or self.backend is None:
-            return False
-        client = self.backend.connection
-        return client is None or client.sock is None
+        return self.session is not None and self.session.broken
 
     def drop(self) -> None:
         """Forget a connection that is dead or in an unknown state, without talking to it."""
-        if self.backend is not None:
-            _hang_up(self.backend)
-        self.backend = None
+        if self.session is not None:
+            self.session.hang_up()
+        self.session = None
 
     def close(self) -> None:
         """Say goodbye properly (QUIT) to a connection that is still in order."""
-        if self.backend is None:
-            return
-        if self.broken:
-            self.drop()
-            return
-        backend, self.backend = self.backend, None
-        try:
-            backend.close()
-        except Exception:
-            # The mails are committed already; a failed goodbye changes nothing.
-            _hang_up(backend)
-
-
-def _hang_up(backend) -> None:
-    """Close the sockets of a backend without a word to the server (it may be hung)."""
-    for client in (
-        getattr(backend, "connection", None),
-        getattr(backend, "_partial_connection", None),
-    ):
-        if client is not None:
-            client.close()
-    if hasattr(backend, "connection"):
-        backend.connection = None
-        backend._partial_connection = None
+        session, self.session = self.session, None
+        if session is not None:
+            # The mails are committed already; close() never raises.
+            session.close()
 
 
 # Classifying what happened ----------------------------------------------------------------
@@ -298,62 +254,13 @@ class _Result:
     reply_text: str = ""
 
 
-def _decode(text) -> str:
-    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
-
-
-def _refused_list(refused: dict) -> str:
-    return "; ".join(
-        f"{address}: {code} {' '.join(_decode(text).split())}"
-        for address, (code, text) in refused.items()
-    )
-
-
-def _reply_of(exc: BaseException) -> tuple[int | None, str]:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
-        code, text = next(iter(exc.recipients.values()))
-        return code, _decode(text)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code, _decode(exc.smtp_error)
-    if isinstance(exc, SendmailError):
-        return None, exc.stderr_line
-    return None, ""
-
-
-def _is_connection_failure(exc: BaseException) -> bool:
-    """The connection, not this mail, is the problem: a timeout, a network error, a hung or
-    missing sendmail binary. (smtplib's exceptions are OSErrors too, but say something
-    about the mail or the session.)"""
-    if isinstance(exc, smtplib.SMTPException | SendmailError):
-        return False
-    return isinstance(exc, OSError)
-
-
-def _classify(exc: Exception, configuration: SmtpConfiguration) -> _Result:
+def _failed(failure: Failure) -> _Result:
     """A failed send of one mail whose connection still worked (or that sendmail refused)."""
-    code, text = _reply_of(exc)
-    text = redact(text, configuration)
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [reply[0] for reply in exc.recipients.values()]
-        permanent = bool(codes) and all(500 <= c < 600 for c in codes)
-        error = _("All recipients were refused: %(refused)s") % {
-            "refused": redact(_refused_list(exc.recipients), configuration)
-        }
-    elif isinstance(exc, SendmailError):
-        permanent = not exc.temporary
-        error = describe_exception(exc, configuration)
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        permanent = 500 <= exc.smtp_code < 600
-        error = describe_exception(exc, configuration)
-    else:
-        # Something we did not foresee: retry later rather than lose the mail for good.
-        permanent = False
-        error = describe_exception(exc, configuration)
     return _Result(
-        kind=_Kind.PERMANENT if permanent else _Kind.TEMPORARY,
-        error=error,
-        reply_code=code,
-        reply_text=text,
+        kind=_Kind.PERMANENT if failure.permanent else _Kind.TEMPORARY,
+        error=failure.error,
+        reply_code=failure.reply_code,
+        reply_text=failure.reply_text,
     )
 
 
@@ -479,7 +386,7 @@ class _Run:
             self.stats.failed += 1
 
     def defer_all(
-        self, rows: Sequence[OutboxMessage], exc: BaseException, *, started_at, duration_ms
+        self, rows: Sequence[OutboxMessage], failure: Failure, *, started_at, duration_ms
     ) -> None:
         """The connection could not be opened (or died for good): every remaining mail of
         the batch is deferred with that error, one attempt each, in one transaction.
@@ -491,12 +398,11 @@ class _Run:
         retries are used up. The server sees one connection attempt per batch, not one
         per mail, and the run stops (no immediate new run: the sweeper comes back in a
         minute and the deferred mails follow their backoff)."""
-        code, text = _reply_of(exc)
         result = _Result(
             kind=_Kind.TEMPORARY,
-            error=describe_exception(exc, self.configuration),
-            reply_code=code,
-            reply_text=redact(text, self.configuration),
+            error=failure.error,
+            reply_code=failure.reply_code,
+            reply_text=failure.reply_text,
         )
         with transaction.atomic():
             for position, row in enumerate(rows):
@@ -772,29 +678,28 @@ def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool
                 raise
             except Exception as exc:
                 run.defer_all(
-                    rows[position:], exc, started_at=started_at, duration_ms=_elapsed_ms(started)
+                    rows[position:],
+                    assess_failure(exc, configuration),
+                    started_at=started_at,
+                    duration_ms=_elapsed_ms(started),
                 )
                 return False
             try:
-                refused, reply = conn.send(envelope)
+                sent = conn.send(envelope)
             except SoftTimeLimitExceeded:
                 raise
-            except smtplib.SMTPServerDisconnected as exc:
-                # The server hung up (an idle timeout, a restart): once more on a new
-                # connection, then it counts as a connection failure.
-                conn.drop()
-                if try_number == 1:
-                    continue
-                run.defer_all(
-                    rows[position:], exc, started_at=started_at, duration_ms=_elapsed_ms(started)
-                )
-                return False
             except Exception as exc:
-                if _is_connection_failure(exc):
+                failure = assess_failure(exc, configuration)
+                if failure.disconnected and try_number == 1:
+                    # The server hung up (an idle timeout, a restart): once more on a new
+                    # connection, then it counts as a connection failure.
+                    conn.drop()
+                    continue
+                if failure.disconnected or failure.connection_failed:
                     conn.drop()
                     run.defer_all(
                         rows[position:],
-                        exc,
+                        failure,
                         started_at=started_at,
                         duration_ms=_elapsed_ms(started),
                     )
@@ -802,19 +707,18 @@ def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool
                 if conn.broken:
                     # e.g. a 421: smtplib closed the connection; the next mail reconnects.
                     conn.drop()
-                result = _classify(exc, configuration)
+                result = _failed(failure)
             else:
-                code, text = reply or (None, "")
                 error = ""
-                if refused:
+                if sent.refused:
                     error = _("Sent, but not to these recipients: %(refused)s") % {
-                        "refused": redact(_refused_list(refused), configuration)
+                        "refused": sent.refused
                     }
                 result = _Result(
                     kind=_Kind.SENT,
                     error=error,
-                    reply_code=code,
-                    reply_text=redact(text, configuration),
+                    reply_code=sent.reply_code,
+                    reply_text=sent.reply_text,
                 )
             run.record(row, result, started_at=started_at, duration_ms=_elapsed_ms(started))
             break
@@ -945,8 +849,6 @@ def sweep(*, now: datetime | None = None) -> SweepStats:
     one delivery task per configuration with due mail. Cheap: every query runs on an
     index ((status, next_attempt_at), the partial lease index, one EXISTS per configuration).
     """
-    from mailbox.services import dispatch_delivery
-
     now = now or timezone.now()
     stats = SweepStats()
     check_transition(Status.SENDING, Status.QUEUED)

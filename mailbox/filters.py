@@ -13,11 +13,14 @@ from inventory.selectors import owner_group_choices
 from mailbox.models import (
     AddressType,
     AttachmentType,
+    AttemptOutcome,
+    DeliveryAttempt,
     ExportType,
     OutboxMessage,
     Source,
     Status,
 )
+from smtpconfig.models import SmtpConfiguration
 
 # ExportType.NONE is stored as "", which a select cannot tell from "any".
 NO_EXPORT = "none"
@@ -99,3 +102,29 @@ class OutboxFilter(CalmailFilterSet):
         if escaped != value:
             condition |= Q(parameters_text__icontains=escaped)
         return queryset.alias(parameters_text=Cast("parameters", TextField())).filter(condition)
+
+
+class DeliveryAttemptFilter(CalmailFilterSet):
+    """The outbox's delivery attempts: one filter per column."""
+
+    started_at = DateRangeFilter(label=_("Time"))
+    smtp_configuration = django_filters.ModelChoiceFilter(
+        label=_("SMTP configuration"),
+        queryset=SmtpConfiguration.objects.order_by("name"),
+        empty_label=_("any"),
+    )
+    outcome = django_filters.ChoiceFilter(
+        label=_("Outcome"), choices=AttemptOutcome.choices, empty_label=_("any")
+    )
+    reply_code = NumberRangeFilter(label=_("Reply code"))
+    reply_text = django_filters.CharFilter(label=_("Reply"), lookup_expr="icontains")
+    duration_ms = NumberRangeFilter(label=_("Duration (ms)"))
+    worker = django_filters.CharFilter(label=_("Worker"), lookup_expr="icontains")
+    message = django_filters.NumberFilter(label=_("Mail ID"))
+    recipient = django_filters.CharFilter(
+        label=_("Recipient"), field_name="message__recipient", lookup_expr="icontains"
+    )
+
+    class Meta:
+        model = DeliveryAttempt
+        fields = []

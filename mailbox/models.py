@@ -7,6 +7,13 @@ from django.db.models import F, Q, TextField
 from django.db.models.functions import Cast, Left
 from django.utils.translation import gettext_lazy as _
 
+# The outbox's columns use the shared vocabulary; importable from here as well.
+from calmail.common.mailtypes import (
+    AddressType,
+    AttachmentType,
+    ExportType,
+    Source,
+)
 from smtpconfig.models import SmtpConfiguration
 
 
@@ -18,33 +25,6 @@ class Status(models.TextChoices):
     DEFERRED = "deferred", _("deferred")
     FAILED = "failed", _("failed")
     CANCELLED = "cancelled", _("cancelled")
-
-
-class Source(models.TextChoices):
-    ACTION = "action", _("mail action")
-    COMPOSE = "compose", _("compose")
-    TEST = "test", _("test")
-    SYSTEM = "system", _("system")
-
-
-class AddressType(models.TextChoices):
-    USER = "user", _("User")
-    CUSTOMER = "customer", _("Customer")
-    SYSTEM = "system", _("System")
-    DISTRIBUTION = "distribution", _("Distribution group")
-    ADDRESS = "address", _("Typed address")
-
-
-class ExportType(models.TextChoices):
-    NONE = "", _("none")
-    EXCEL = "excel", "excel"
-    PDF_HTML = "pdf_html", "pdf_html"
-    CSV = "csv", "csv"
-
-
-class AttachmentType(models.TextChoices):
-    FILE = "file", _("file")
-    LINK = "link", _("link")
 
 
 # Long text columns sort by their first characters: a btree entry must stay far below

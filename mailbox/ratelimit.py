@@ -189,7 +189,13 @@ def rate_allowance(*, configuration: SmtpConfiguration, now: datetime) -> Allowa
         )
         for limit, window in limits
     ]
-    blocked = [allowance.free_at for allowance in allowances if allowance.count == 0]
+    blocked = [
+        allowance.free_at
+        for allowance in allowances
+        if allowance.count == 0 and allowance.free_at is not None
+    ]
     if blocked:
         return Allowance(count=0, free_at=max(blocked))
-    return Allowance(count=min(allowance.count for allowance in allowances))
+    return Allowance(
+        count=min(allowance.count for allowance in allowances if allowance.count is not None)
+    )

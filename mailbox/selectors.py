@@ -6,6 +6,9 @@ from calmail.common.roles import is_administrator, team_groups
 from mailbox.models import AttachmentType, DeliveryAttempt, OutboxAttachment, OutboxMessage
 
 VIEW_PERMISSION = "mailbox.view_outboxmessage"
+# The delivery attempts are a tab of the Log: whoever may read the Log reads them, for the
+# mails they may see.
+ATTEMPTS_PERMISSION = "maillog.view_logentry"
 
 
 def outbox_message_list(*, user) -> QuerySet[OutboxMessage]:
@@ -52,3 +55,13 @@ def outbox_link_attachment(*, uuid) -> OutboxAttachment | None:
         .only("pk", "file", "filename", "content_type", "size")
         .first()
     )
+
+
+def delivery_attempt_list(*, user) -> QuerySet[DeliveryAttempt]:
+    """Delivery attempts of the outbox mails the user may see."""
+    if not user.is_authenticated or not user.has_perm(ATTEMPTS_PERMISSION):
+        return DeliveryAttempt.objects.none()
+    attempts = DeliveryAttempt.objects.all()
+    if is_administrator(user):
+        return attempts
+    return attempts.filter(message__in=outbox_message_list(user=user).values("pk"))

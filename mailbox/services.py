@@ -1,11 +1,12 @@
 """Writes to the outbox. enqueue() is the one way a mail gets in."""
 
-import logging
 import mimetypes
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail.message import make_msgid
@@ -15,8 +16,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from calmail.common.mailtypes import AttachmentSpec
+
+if TYPE_CHECKING:
+    # For the annotation only: the outbox stands below actions (docs/architecture.md).
+    from actions.models import Action
 from mailbox import mime
+from mailbox.dispatch import dispatch_delivery
 from mailbox.links import attachment_url
 from mailbox.models import (
     AddressType,
@@ -26,29 +34,20 @@ from mailbox.models import (
     Source,
     Status,
 )
-from mailbox.transitions import InvalidTransition, transition
+from mailbox.transitions import InvalidTransition, delete_refusal, resend_refusal, transition
 from maillog.services import log_outbox_action
 from smtpconfig.models import SmtpConfiguration
 from smtpconfig.selectors import smtp_configuration_default
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AttachmentSpec:
-    """A file to send with a mail; `exported` marks a report export (vs. an upload)."""
-
-    filename: str
-    content: bytes
-    content_type: str = ""
-    exported: bool = False
+# Said alike wherever a header value is checked (compose forms, enqueue).
+HEADER_INJECTION_MESSAGE = gettext_lazy(
+    "Line breaks are not allowed here (they could inject mail headers)."
+)
 
 
 def _check_no_line_breaks(field: str, value: str, errors: dict) -> None:
     if "\r" in value or "\n" in value:
-        errors.setdefault(field, []).append(
-            _("Line breaks are not allowed here (they could inject mail headers).")
-        )
+        errors.setdefault(field, []).append(HEADER_INJECTION_MESSAGE)
 
 
 def _clean_addresses(field: str, addresses: Iterable[str], errors: dict) -> list[str]:
@@ -114,11 +113,11 @@ def enqueue(
     recipient_owner: str = "",
     export_type: str = "",
     parameters: dict | None = None,
-    scheduled_at=None,
+    scheduled_at: datetime | None = None,
     idempotency_key: str | None = None,
-    owner_group=None,
-    created_by=None,
-    action=None,
+    owner_group: Group | None = None,
+    created_by: User | None = None,
+    action: "Action | None" = None,
 ) -> OutboxMessage:
     """Validate a mail, store it with its attachments and have it delivered after commit.
 
@@ -206,7 +205,7 @@ def enqueue(
     stored = [_store_attachment(message, spec, now) for spec in attachments]
     if attachment_type == AttachmentType.LINK and stored:
         _add_download_links(message, stored)
-    if not future:
+    if not future and configuration is not None:
         _nudge_on_commit(configuration.pk)
     return message
 
@@ -270,40 +269,11 @@ def _nudge_on_commit(configuration_id: int) -> None:
     transaction.on_commit(_DeliveryNudge(configuration_id))
 
 
-def dispatch_delivery(*, configuration_id: int) -> None:
-    """Nudge a worker to deliver due mail of a configuration. Never raises: if the broker is
-    down, the sweeper finds the rows within a minute (the database is the truth)."""
-    from mailbox.tasks import deliver_configuration
-
-    try:
-        deliver_configuration.apply_async(
-            args=[configuration_id],
-            retry=True,
-            retry_policy={
-                "max_retries": 2,
-                "interval_start": 0,
-                "interval_step": 0.2,
-                "interval_max": 0.5,
-            },
-        )
-    except Exception as exc:
-        logger.warning(
-            "Could not publish delivery task for SMTP configuration #%s (%s); the sweeper will pick the mail up.",
-            configuration_id,
-            exc.__class__.__name__,
-        )
-
-
 def message_resend(*, message: OutboxMessage) -> None:
     """A sent, failed or cancelled mail goes back to queued as a new delivery cycle."""
-    if message.status not in (Status.SENT, Status.FAILED, Status.CANCELLED):
-        # sending → queued is allowed for the sweeper's lease recovery; as a resend it would
-        # send a mail twice while a worker is sending it.
-        raise InvalidTransition(
-            _("A %(current)s mail cannot become %(target)s.")
-            % {"current": Status(message.status).label, "target": Status.QUEUED.label},
-            code="invalid_transition",
-        )
+    refusal = resend_refusal(message)
+    if refusal is not None:
+        raise InvalidTransition(refusal, code="invalid_transition")
     now = timezone.now()
     transition(
         message,
@@ -325,12 +295,19 @@ def message_cancel(*, message: OutboxMessage) -> None:
     log_outbox_action(message=message, action="cancel")
 
 
+def _delete_files(files) -> None:
+    for file in files:
+        if file.name:
+            file.storage.delete(file.name)
+
+
 def message_delete(*, message: OutboxMessage) -> None:
     """Delete a mail with its attachment files; one being sent right now is refused."""
-    if message.status == Status.SENDING:
-        raise InvalidTransition(_("The mail is being sent right now; try again in a moment."))
+    refusal = delete_refusal(message)
+    if refusal is not None:
+        raise InvalidTransition(refusal)
     files = [attachment.file for attachment in message.attachments.all()]
     log_outbox_action(message=message, action="delete")
     message.delete()
     # Remove files only once the rows are surely gone.
-    transaction.on_commit(lambda: [f.storage.delete(f.name) for f in files if f.name])
+    transaction.on_commit(lambda: _delete_files(files))

@@ -2,18 +2,19 @@ import json
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, SelectionColumn
-from mailbox.models import OutboxMessage, Status, sort_prefix
-from mailbox.transitions import ALLOWED
-
-# Resend starts a new delivery cycle for a mail whose last one is over (5.6.2).
-RESENDABLE = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED})
+from calmail.common.tables import (
+    CalmailTable,
+    LocalDateTimeColumn,
+    MenuItem,
+    RowMenuColumn,
+    SelectionColumn,
+)
+from mailbox.models import DeliveryAttempt, OutboxMessage, Status, sort_prefix
+from mailbox.transitions import REFUSALS
 
 STATUS_BADGES = {
     Status.SCHEDULED: "text-bg-light border",
@@ -63,38 +64,19 @@ def _truncated(text: str):
     )
 
 
-class LocalDateTimeColumn(tables.Column):
-    """A point in time in the installation's time zone; exports keep the datetime itself."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("attrs", {"td": {"class": "nowrap"}})
-        super().__init__(**kwargs)
-
-    def render(self, value):
-        return date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
-
-    def value(self, value):
-        return value
-
-
 ROW_ACTIONS = (
     ("resend", _("Resend"), "arrow-repeat", "mailbox.resend_outboxmessage", False),
     ("cancel", _("Cancel sending"), "x-circle", "mailbox.cancel_outboxmessage", False),
     ("delete", _("Delete"), "trash", "mailbox.delete_outboxmessage", True),
 )
-# Offer an action only where it can succeed (the confirm page explains refusals anyway).
-ACTION_APPLIES = {
-    "resend": lambda status: status in RESENDABLE,
-    "cancel": lambda status: Status.CANCELLED in ALLOWED.get(status, ()),
-    "delete": lambda status: status != Status.SENDING,
-}
 
 
 def message_actions(message, user) -> list[MenuItem]:
-    """Links to the confirm pages of what the user may do with the mail in its status."""
+    """Links to the confirm pages of what the user may do with the mail in its status:
+    only where it can succeed (the confirm page explains refusals anyway)."""
     items = []
     for name, label, icon, permission, danger in ROW_ACTIONS:
-        if ACTION_APPLIES[name](message.status) and user.has_perm(permission):
+        if REFUSALS[name](message) is None and user.has_perm(permission):
             url = reverse(f"mailbox:{name}", args=[message.pk])
             items.append(MenuItem(label, url, icon, danger=danger))
     return items
@@ -230,3 +212,64 @@ class OutboxTable(CalmailTable):
     def get_row_menu(self, record):
         show = MenuItem(_("Show"), reverse("mailbox:detail", args=[record.pk]), "eye")
         return [show, *message_actions(record, self.user)]
+
+
+class DeliveryAttemptTable(CalmailTable):
+    started_at = LocalDateTimeColumn(verbose_name=_("Time"))
+    mail = tables.Column(
+        verbose_name=_("Mail"), accessor="message__subject", order_by=("message__subject",)
+    )
+    recipient = tables.Column(verbose_name=_("Recipient"), accessor="message__recipient")
+    smtp_configuration = tables.Column(
+        verbose_name=_("SMTP configuration"), order_by=("smtp_configuration__name",)
+    )
+    outcome = tables.Column(verbose_name=_("Outcome"))
+    reply_code = tables.Column(verbose_name=_("Reply code"), attrs={"td": {"class": "text-end"}})
+    reply_text = tables.Column(verbose_name=_("Reply"))
+    duration_ms = tables.Column(
+        verbose_name=_("Duration (ms)"), attrs={"td": {"class": "text-end"}}
+    )
+    worker = tables.Column(verbose_name=_("Worker"))
+
+    class Meta(CalmailTable.Meta):
+        model = DeliveryAttempt
+        fields = ()
+        sequence = (
+            "started_at",
+            "mail",
+            "recipient",
+            "smtp_configuration",
+            "outcome",
+            "reply_code",
+            "reply_text",
+            "duration_ms",
+            "worker",
+        )
+        order_by = ("-started_at",)
+
+    def order_started_at(self, queryset, is_descending):
+        direction = "-" if is_descending else ""
+        return queryset.order_by(f"{direction}started_at", f"{direction}id"), True
+
+    def render_mail(self, record):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("mailbox:detail", args=[record.message_id]),
+            record.message.subject,
+        )
+
+    def value_mail(self, record):
+        return record.message.subject
+
+    def render_smtp_configuration(self, record):
+        configuration = record.smtp_configuration
+        if self.user is not None and self.user.has_perm("smtpconfig.view_smtpconfiguration"):
+            return format_html(
+                '<a href="{}">{}</a>',
+                reverse("smtpconfig:detail", args=[configuration.pk]),
+                configuration.name,
+            )
+        return configuration.name
+
+    def value_smtp_configuration(self, record):
+        return record.smtp_configuration.name

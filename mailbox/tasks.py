@@ -13,8 +13,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from mailbox import delivery
-from mailbox.services import dispatch_delivery
+from mailbox import delivery, retention
+from mailbox.dispatch import dispatch_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +107,12 @@ def sweep() -> dict:
     """Every minute (Celery beat): take back mail of dead workers, queue scheduled mail
     whose time came, and dispatch delivery for every configuration with due mail."""
     return delivery.sweep().as_dict()
+
+
+@shared_task(name="mailbox.purge", ignore_result=True)
+def purge() -> int:
+    """Daily (Celery beat): delete finished outbox mail past its retention; returns how
+    many mails were deleted."""
+    deleted = retention.purge_outbox()
+    logger.info("Retention: %s outbox mails deleted", deleted)
+    return deleted

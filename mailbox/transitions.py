@@ -23,17 +23,58 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
+# Resend starts a new delivery cycle for a mail whose last one is over (5.6.2). The
+# machine also allows scheduled → queued and sending → queued (the sweeper's lease
+# recovery); neither is a resend: the latter would send a mail twice while a worker sends it.
+RESENDABLE = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED})
+
+
 class InvalidTransition(ValidationError):
     """A status change the machine does not allow, or a row that changed meanwhile."""
 
 
+def transition_refusal(current: str, target: str) -> str | None:
+    """Why the machine does not allow current → target; None if it does."""
+    if target in ALLOWED.get(current, ()):
+        return None
+    return _("A %(current)s mail cannot become %(target)s.") % {
+        "current": Status(current).label,
+        "target": Status(target).label,
+    }
+
+
 def check_transition(current: str, target: str) -> None:
-    if target not in ALLOWED.get(current, ()):
-        raise InvalidTransition(
-            _("A %(current)s mail cannot become %(target)s.")
-            % {"current": Status(current).label, "target": Status(target).label},
-            code="invalid_transition",
-        )
+    refusal = transition_refusal(current, target)
+    if refusal is not None:
+        raise InvalidTransition(refusal, code="invalid_transition")
+
+
+# What may be done to a mail by hand: one rule each, for the services that do it, the
+# confirm pages and bulk actions that explain a refusal, and the row menus that offer it.
+
+
+def resend_refusal(message) -> str | None:
+    """Why the mail cannot be sent again; None if it can."""
+    if message.status not in RESENDABLE:
+        return _(
+            "Only sent, failed or cancelled mails can be sent again; this one is %(status)s."
+        ) % {"status": Status(message.status).label}
+    return None
+
+
+def cancel_refusal(message) -> str | None:
+    """Why the mail cannot be cancelled; None if it can."""
+    return transition_refusal(message.status, Status.CANCELLED)
+
+
+def delete_refusal(message) -> str | None:
+    """Why the mail cannot be deleted: a worker is sending it right now."""
+    if message.status == Status.SENDING:
+        return _("The mail is being sent right now; try again in a moment.")
+    return None
+
+
+REFUSALS = {"resend": resend_refusal, "cancel": cancel_refusal, "delete": delete_refusal}
 
 
 def transition(message: OutboxMessage, target: str, **fields) -> None:

@@ -1,10 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from mailbox import views
 
 app_name = "mailbox"
 
-urlpatterns = [
+outbox_patterns = [
     path("", views.OutboxListView.as_view(), name="list"),
     path("bulk/", views.OutboxBulkView.as_view(), name="bulk"),
     path("<int:pk>/", views.OutboxDetailView.as_view(), name="detail"),
@@ -20,4 +20,11 @@ urlpatterns = [
     path("<int:pk>/delete/", views.OutboxActionView.as_view(action_name="delete"), name="delete"),
     # Public: recipients of a mail with attachment type "link" have no account.
     path("download/<str:token>/", views.AttachmentLinkView.as_view(), name="download"),
+]
+
+# Included at the site's root: the outbox under /outbox/, and its delivery attempts as a
+# tab of the Log under /log/ (maillog.tabs), where people look for them.
+urlpatterns = [
+    path("outbox/", include(outbox_patterns)),
+    path("log/attempts/", views.DeliveryAttemptListView.as_view(), name="attempts"),
 ]

@@ -24,57 +24,38 @@ from calmail.common.html import body_frame_response, protect_download
 from calmail.common.lists import BulkAction, CalmailListView
 from calmail.common.sections import SectionBulkView, SectionObjectMixin, bulk_result
 from mailbox import mime, services
-from mailbox.filters import OutboxFilter
+from mailbox.filters import DeliveryAttemptFilter, OutboxFilter
 from mailbox.links import attachment_uuid_from_token
-from mailbox.models import OutboxAttachment, OutboxMessage, Status
+from mailbox.models import OutboxAttachment, OutboxMessage
 from mailbox.selectors import (
+    ATTEMPTS_PERMISSION,
     VIEW_PERMISSION,
+    delivery_attempt_list,
     outbox_attachment_visible,
     outbox_link_attachment,
     outbox_message_detail,
     outbox_message_list,
 )
-from mailbox.tables import RESENDABLE, OutboxTable, message_actions, status_badge
-from mailbox.transitions import InvalidTransition, check_transition
+from mailbox.tables import DeliveryAttemptTable, OutboxTable, message_actions, status_badge
+from mailbox.transitions import (
+    InvalidTransition,
+    cancel_refusal,
+    delete_refusal,
+    resend_refusal,
+)
+from maillog.tabs import LogTabsMixin
 
 logger = logging.getLogger(__name__)
 
 LIST_TITLE = gettext_lazy("Outbox")
+ATTEMPTS_TITLE = gettext_lazy("Delivery attempts")
 
 # The list never needs the (possibly large) bodies.
 # The list never shows these; raw_message alone is a few KB a row.
 LIST_DEFERRED = ("body_text", "body_html", "headers", "raw_message")
 
 
-# --- actions: refusals shown on confirm pages, and the work ------------------------------
-
-
-def _transition_refusal(message, target) -> str | None:
-    try:
-        check_transition(message.status, target)
-    except InvalidTransition as exc:
-        return " ".join(exc.messages)
-    return None
-
-
-def resend_refusal(message) -> str | None:
-    # The status machine also allows scheduled → queued and sending → queued (lease
-    # recovery); neither is a resend (the service refuses them too). Say so in plain words.
-    if message.status not in RESENDABLE:
-        return _(
-            "Only sent, failed or cancelled mails can be sent again; this one is %(status)s."
-        ) % {"status": message.get_status_display()}
-    return _transition_refusal(message, Status.QUEUED)
-
-
-def cancel_refusal(message) -> str | None:
-    return _transition_refusal(message, Status.CANCELLED)
-
-
-def delete_refusal(message) -> str | None:
-    if message.status == Status.SENDING:
-        return _("The mail is being sent right now; try again in a moment.")
-    return None
+# --- actions: the work (the refusals are mailbox.transitions') ------------------------------
 
 
 def _bulk_runner(service, refusal, verb: str):
@@ -158,6 +139,34 @@ class OutboxBulkView(SectionBulkView):
 
     def get_queryset(self):
         return outbox_message_list(user=self.request.user).defer(*LIST_DEFERRED)
+
+
+class DeliveryAttemptListView(LogTabsMixin, CalmailListView):
+    """Every delivery attempt of the visible mails, a tab of the Log (/log/attempts/)."""
+
+    permission_required = ATTEMPTS_PERMISSION
+    table_class = DeliveryAttemptTable
+    filterset_class = DeliveryAttemptFilter
+    title = ATTEMPTS_TITLE
+    export_name = "delivery-attempts"
+    tab = "attempts"
+
+    def get_queryset(self):
+        return (
+            delivery_attempt_list(user=self.request.user)
+            .select_related("smtp_configuration", "message")
+            .only(
+                "started_at",
+                "duration_ms",
+                "worker",
+                "outcome",
+                "reply_code",
+                "reply_text",
+                "message__subject",
+                "message__recipient",
+                "smtp_configuration__name",
+            )
+        )
 
 
 # --- one mail -----------------------------------------------------------------------------

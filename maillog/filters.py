@@ -4,12 +4,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.filters import CalmailFilterSet, DateRangeFilter, NumberRangeFilter
+from calmail.common.filters import CalmailFilterSet, DateRangeFilter
 from calmail.common.roles import is_administrator
-from mailbox.models import AttemptOutcome, DeliveryAttempt
 from maillog.links import linked_model_labels
 from maillog.models import AuditAction, Category, Level, LogEntry
-from smtpconfig.models import SmtpConfiguration
 
 
 def _actors(request):
@@ -66,29 +64,3 @@ class LogEntryFilter(CalmailFilterSet):
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(search_text__icontains=value)
-
-
-class DeliveryAttemptFilter(CalmailFilterSet):
-    """The outbox's delivery attempts: one filter per column."""
-
-    started_at = DateRangeFilter(label=_("Time"))
-    smtp_configuration = django_filters.ModelChoiceFilter(
-        label=_("SMTP configuration"),
-        queryset=SmtpConfiguration.objects.order_by("name"),
-        empty_label=_("any"),
-    )
-    outcome = django_filters.ChoiceFilter(
-        label=_("Outcome"), choices=AttemptOutcome.choices, empty_label=_("any")
-    )
-    reply_code = NumberRangeFilter(label=_("Reply code"))
-    reply_text = django_filters.CharFilter(label=_("Reply"), lookup_expr="icontains")
-    duration_ms = NumberRangeFilter(label=_("Duration (ms)"))
-    worker = django_filters.CharFilter(label=_("Worker"), lookup_expr="icontains")
-    message = django_filters.NumberFilter(label=_("Mail ID"))
-    recipient = django_filters.CharFilter(
-        label=_("Recipient"), field_name="message__recipient", lookup_expr="icontains"
-    )
-
-    class Meta:
-        model = DeliveryAttempt
-        fields = []

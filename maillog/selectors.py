@@ -1,4 +1,4 @@
-"""Reads of the log: which entries and delivery attempts a user may see."""
+"""Reads of the log: which entries a user may see."""
 
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
@@ -26,24 +26,3 @@ def log_entry_list(*, user) -> QuerySet[LogEntry]:
     return entries.filter(Q(group__in=team_groups(user)) | Q(actor=user)).exclude(
         ~Q(audit_action=""), content_type=_smtp_configuration_type()
     )
-
-
-def log_entries_for(*, user, obj) -> QuerySet[LogEntry]:
-    """The visible entries about one object (newest first)."""
-    return log_entry_list(user=user).filter(
-        content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
-        object_id=obj.pk,
-    )
-
-
-def delivery_attempt_list(*, user):
-    """Delivery attempts of the outbox mails the user may see."""
-    from mailbox.models import DeliveryAttempt
-    from mailbox.selectors import outbox_message_list
-
-    if not user.is_authenticated or not user.has_perm(VIEW_PERMISSION):
-        return DeliveryAttempt.objects.none()
-    attempts = DeliveryAttempt.objects.all()
-    if is_administrator(user):
-        return attempts
-    return attempts.filter(message__in=outbox_message_list(user=user).values("pk"))

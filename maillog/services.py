@@ -42,8 +42,8 @@ Audit entries (create/update/delete of configurations, templates, lists, actions
 The actor defaults to the signed-in user of the current request (see maillog.context),
 or the system outside requests; pass `actor=` to override. Never put a secret in params,
 details or changes: `diff_fields` turns the fields named in `secret_fields` into
-"changed". Delivery attempts are NOT logged here (hot path): the Log section lists the
-outbox's DeliveryAttempt rows directly.
+"changed". Delivery attempts are NOT logged here (hot path): the outbox lists its
+DeliveryAttempt rows as a tab of the Log (mailbox.views.DeliveryAttemptListView).
 """
 
 import datetime

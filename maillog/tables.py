@@ -1,13 +1,10 @@
 import json
 
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.tables import CalmailTable
-from mailbox.models import DeliveryAttempt
-from mailbox.tables import LocalDateTimeColumn
+from calmail.common.tables import CalmailTable, LocalDateTimeColumn
 from maillog.links import object_url
 from maillog.models import Level, LogEntry
 
@@ -163,64 +160,3 @@ class LogEntryTable(CalmailTable):
 
     def value_details(self, value):
         return _json_text(value)
-
-
-class DeliveryAttemptTable(CalmailTable):
-    started_at = LocalDateTimeColumn(verbose_name=_("Time"))
-    mail = tables.Column(
-        verbose_name=_("Mail"), accessor="message__subject", order_by=("message__subject",)
-    )
-    recipient = tables.Column(verbose_name=_("Recipient"), accessor="message__recipient")
-    smtp_configuration = tables.Column(
-        verbose_name=_("SMTP configuration"), order_by=("smtp_configuration__name",)
-    )
-    outcome = tables.Column(verbose_name=_("Outcome"))
-    reply_code = tables.Column(verbose_name=_("Reply code"), attrs={"td": {"class": "text-end"}})
-    reply_text = tables.Column(verbose_name=_("Reply"))
-    duration_ms = tables.Column(
-        verbose_name=_("Duration (ms)"), attrs={"td": {"class": "text-end"}}
-    )
-    worker = tables.Column(verbose_name=_("Worker"))
-
-    class Meta(CalmailTable.Meta):
-        model = DeliveryAttempt
-        fields = ()
-        sequence = (
-            "started_at",
-            "mail",
-            "recipient",
-            "smtp_configuration",
-            "outcome",
-            "reply_code",
-            "reply_text",
-            "duration_ms",
-            "worker",
-        )
-        order_by = ("-started_at",)
-
-    def order_started_at(self, queryset, is_descending):
-        direction = "-" if is_descending else ""
-        return queryset.order_by(f"{direction}started_at", f"{direction}id"), True
-
-    def render_mail(self, record):
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("mailbox:detail", args=[record.message_id]),
-            record.message.subject,
-        )
-
-    def value_mail(self, record):
-        return record.message.subject
-
-    def render_smtp_configuration(self, record):
-        configuration = record.smtp_configuration
-        if self.user is not None and self.user.has_perm("smtpconfig.view_smtpconfiguration"):
-            return format_html(
-                '<a href="{}">{}</a>',
-                reverse("smtpconfig:detail", args=[configuration.pk]),
-                configuration.name,
-            )
-        return configuration.name
-
-    def value_smtp_configuration(self, record):
-        return record.smtp_configuration.name

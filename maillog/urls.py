@@ -6,5 +6,4 @@ app_name = "maillog"
 
 urlpatterns = [
     path("", views.LogEntryListView.as_view(), name="list"),
-    path("attempts/", views.DeliveryAttemptListView.as_view(), name="attempts"),
 ]

@@ -4,9 +4,9 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.filters import CalmailFilterSet, NumberRangeFilter, YesNoFilter
+from calmail.common.mailtypes import AttachmentType
 from inventory.models import DueFilter
 from inventory.selectors import owner_group_choices
-from mailbox.models import AttachmentType
 from templates_app.models import AddAttachment, MailTemplate, TemplateExportType, TemplateType
 from templates_app.reports import report_choices
 

@@ -1,3 +1,5 @@
+from functools import partial
+
 from crispy_forms.bootstrap import Tab, TabHolder
 from crispy_forms.layout import Div, Fieldset, Layout
 from django import forms
@@ -8,7 +10,9 @@ from django.utils.translation import gettext_lazy as _
 from calmail.common.forms import CrispyFormMixin, prepare_team_field
 from calmail.common.roles import is_administrator
 from calmail.common.teams import only_team
+from calmail.common.widgets import RecipientPicker
 from inventory.models import Language
+from inventory.recipients import describe_text
 from inventory.selectors import owner_group_choices
 from templates_app.models import MailTemplate
 from templates_app.placeholders import placeholder_help
@@ -206,6 +210,7 @@ class PreviewForm(forms.Form):
     recipient = forms.CharField(
         label=_("Recipient"),
         max_length=400,
+        widget=RecipientPicker(single=True),
         help_text=_(
             "Type to search users, customers, distribution lists and system addresses, or enter an address."
         ),
@@ -217,15 +222,16 @@ class PreviewForm(forms.Form):
         choices=[("", _("the recipient's language")), *Language.choices],
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         widget = self.fields["recipient"].widget
+        widget.configure(
+            search_url=reverse("inventory:recipient_search"),
+            describe=partial(describe_text, user=user),
+        )
         widget.attrs.update(
             {
                 "class": "form-control",
-                "list": "recipient-options",
-                "autocomplete": "off",
-                "data-recipient-search": reverse("inventory:recipient_search"),
                 "placeholder": _("customer:5, user:12, name@example.com …"),
             }
         )

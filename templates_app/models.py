@@ -4,9 +4,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from calmail.common.mailtypes import AttachmentType, ExportType
 from inventory.models import DueFilter, Language, default_language
 from inventory.selectors import DEFAULT_DUE_WINDOW_DAYS
-from mailbox.models import AttachmentType, ExportType
 from templates_app.reports import registry
 from templates_app.reports.registry import TemplateType
 
@@ -30,7 +30,7 @@ class AddAttachment(models.TextChoices):
 
 
 class TemplateExportType(models.TextChoices):
-    """The outbox's export types (mailbox.models.ExportType) a report can be made as."""
+    """The export types (calmail.common.mailtypes.ExportType) a report can be made as."""
 
     EXCEL = ExportType.EXCEL.value, ExportType.EXCEL.label
     PDF_HTML = ExportType.PDF_HTML.value, ExportType.PDF_HTML.label

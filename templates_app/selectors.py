@@ -1,6 +1,6 @@
 """Reads of templates, and who may see and change which.
 
-Visibility follows the owner group (DESIGN 5.6.1 "Group"): administrators see every
+Visibility follows the owner group (docs/design.md 5.6.1 "Group"): administrators see every
 template; others with the view permission see the templates of their own groups and
 those without an owner group. Changing needs the change permission and, except for
 administrators, a template of one of the user's own groups.

@@ -10,15 +10,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import ProtectedError
+from django.db.models.deletion import Collector
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from calmail.common.mailtypes import AttachmentSpec, AttachmentType
 from inventory.models import Language
 from inventory.recipients import Recipient
-from mailbox.models import AttachmentType
-from mailbox.services import AttachmentSpec
 from maillog.models import AuditAction, Category
 from maillog.services import CHANGED, diff_fields, log_audit, snapshot
 from templates_app import rendering
@@ -51,25 +51,17 @@ LANGUAGES = tuple(Language.values)
 
 # --- who uses a template --------------------------------------------------------------------
 
-# Callables that name what uses a template (e.g. the actions app: "its actions"). Each takes
-# a MailTemplate and returns labels of users; deleting is refused while any returns one.
-_template_users: list[Callable[[MailTemplate], list[str]]] = []
-
-
-def register_template_user(check: Callable[[MailTemplate], list[str]]) -> None:
-    """For apps that refer to templates (actions): register from AppConfig.ready()."""
-    if check not in _template_users:
-        _template_users.append(check)
-
-
-def unregister_template_user(check: Callable[[MailTemplate], list[str]]) -> None:
-    if check in _template_users:
-        _template_users.remove(check)
-
 
 def template_usages(template: MailTemplate) -> list[str]:
-    """Labels of everything that uses the template, sorted."""
-    return sorted({str(label) for check in _template_users for label in check(template)})
+    """Labels of what keeps the template from being deleted, sorted: the rows that refer to
+    it with on_delete=PROTECT (the actions that send it), found as Django's delete finds
+    them."""
+    collector = Collector(using=router.db_for_write(MailTemplate, instance=template))
+    try:
+        collector.collect([template])
+    except ProtectedError as exc:
+        return sorted({str(obj) for obj in exc.protected_objects})
+    return []
 
 
 def _usage_refusal(template: MailTemplate, users: list[str]) -> ValidationError:
@@ -139,7 +131,7 @@ def _save_translations(
     """Store the texts per language; a language left empty is removed. Returns the
     changed field names ("subject_de", …)."""
     existing = {obj.language: obj for obj in template.translations.all()}
-    changed = []
+    changed: list[str] = []
     for language in LANGUAGES:
         texts = translations.get(language) or {}
         current = existing.get(language)
@@ -233,7 +225,7 @@ def texts_of(template: MailTemplate) -> dict[str, dict[str, str]]:
 
 def copy_name(name: str) -> str:
     """A free name for a copy: "Name (copy)", then "Name (copy 2)", …"""
-    max_length = MailTemplate._meta.get_field("name").max_length
+    max_length = MailTemplate._meta.get_field("name").max_length or 200
     suffix = f" ({_('copy')})"
     number = 2
     while True:
@@ -258,11 +250,8 @@ def mail_template_duplicate(
 
 @transaction.atomic
 def mail_template_delete(*, template: MailTemplate) -> None:
-    """Delete a template; refused with a reason while an action (or anything else that
-    registered with register_template_user) uses it."""
-    users = template_usages(template)
-    if users:
-        raise _usage_refusal(template, users)
+    """Delete a template; refused with a reason while an action (anything that protects
+    it) uses it. The refusal rolls the audit entry back with the transaction."""
     log_audit(
         action=AuditAction.DELETED,
         obj=template,

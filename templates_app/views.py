@@ -221,7 +221,7 @@ def _preview_link(filename: str) -> str:
 def build_preview(request, template: MailTemplate, *, export: bool) -> Preview:
     """Render the template for the recipient chosen in the query string (?recipient=token
     &member=n&language=xx), as the render service will for a real mail."""
-    form = PreviewForm(request.GET if "recipient" in request.GET else None)
+    form = PreviewForm(request.GET if "recipient" in request.GET else None, user=request.user)
     preview = Preview(form=form)
     if not form.is_bound or not form.is_valid():
         return preview

@@ -7,6 +7,10 @@ can run in parallel and never need a real mail server. Typical use::
         ...send through smtp_server.host / smtp_server.port...
         assert smtp_server.messages[0].recipients == ["to@example.com"]
 
+Also here: the fixtures and helpers that point calmail at these servers
+(``smtp_configuration()``, ``sendmail_configuration()``, ``trust_test_ca``,
+``fake_sendmail``).
+
 Failure modes can be switched on a running server, e.g.
 ``smtp_server.fail_rcpt = (550, "5.1.1 User unknown")``; ``reset()`` clears them and
 everything recorded so far.
@@ -28,6 +32,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import shutil
 import socket
 import ssl
 import threading
@@ -50,6 +55,8 @@ Reply = tuple[int, str]
 TlsMode = Literal["none", "starttls", "ssl"]
 
 LOCALHOST = "127.0.0.1"
+# A stand-in for /usr/sbin/sendmail, see the fake_sendmail fixture.
+FAKE_SENDMAIL = Path(__file__).parent / "bin" / "fake-sendmail"
 
 
 def _not_login_data_deprecation(record: logging.LogRecord) -> bool:
@@ -583,6 +590,38 @@ class SilentServer:
         self.stop()
 
 
+def smtp_configuration(server, **overrides):
+    """An unsaved SmtpConfiguration that delivers to a test server (plain SMTP unless the
+    server speaks TLS)."""
+    from smtpconfig.models import Mailer, Security, SmtpConfiguration
+
+    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "ssl": Security.SSL}
+    values = {
+        "name": "Test server",
+        "mailer": Mailer.SMTP,
+        "host": server.host,
+        "port": server.port,
+        "security": security[getattr(server, "tls", "none")],
+        "timeout": 5,
+    }
+    values.update(overrides)
+    return SmtpConfiguration(**values)
+
+
+def sendmail_configuration(path, **overrides):
+    """An unsaved SmtpConfiguration that pipes mail to the sendmail binary at ``path``."""
+    from smtpconfig.models import Mailer, SmtpConfiguration
+
+    values = {
+        "name": "Local sendmail",
+        "mailer": Mailer.SENDMAIL,
+        "sendmail_path": str(path),
+        "timeout": 5,
+    }
+    values.update(overrides)
+    return SmtpConfiguration(**values)
+
+
 def unused_port() -> int:
     """A port nothing listens on (free at the time of the call), for "connection refused"."""
     with socket.socket() as probe:
@@ -652,6 +691,25 @@ def smtp_server_auth(smtp_server_factory, smtp_credentials: Credentials) -> Smtp
     return smtp_server_factory(
         tls="starttls", credentials=smtp_credentials, require_starttls=True, auth_required=True
     )
+
+
+@pytest.fixture
+def trust_test_ca(settings, smtp_certificates: CertificateFiles) -> None:
+    """calmail trusts the CA that signed the test servers' certificates."""
+    settings.CALMAIL_SMTP_CA_FILE = str(smtp_certificates.ca_file)
+
+
+@pytest.fixture
+def fake_sendmail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An executable copy of tests/bin/fake-sendmail; what it receives (``argv``,
+    ``stdin``) lands in its folder. FAKE_SENDMAIL_EXIT makes it fail with that status."""
+    folder = tmp_path / "sendmail"
+    folder.mkdir()
+    binary = folder / "sendmail"
+    shutil.copy(FAKE_SENDMAIL, binary)
+    binary.chmod(0o755)
+    monkeypatch.setenv("FAKE_SENDMAIL_DIR", str(folder))
+    return binary
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ class CommonConfig(AppConfig):
     def ready(self):
         # kombu's filesystem transport (the embedded broker) needs its folders to exist
         # in every process that publishes or consumes, web included.
-        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
         for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             if options.get(key):
                 Path(options[key]).mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def is_role_name(name: str) -> bool:
     taken = {key(role) for role in ROLE_NAMES}
     for code, _name in settings.LANGUAGES:
         with translation.override(code):
-            taken.update(key(label) for label in ROLE_LABELS.values())
+            taken.update(key(str(label)) for label in ROLE_LABELS.values())
     return key(name) in taken
 
 

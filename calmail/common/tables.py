@@ -6,6 +6,8 @@ import django_tables2 as tables
 from django.conf import settings
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -129,3 +131,17 @@ class CalmailTable(tables.Table):
         template_name = "django_tables2/bootstrap5-responsive.html"
         attrs = {"class": "table table-sm table-hover align-middle calmail-table"}
         empty_text = _("No entries match.")
+
+
+class LocalDateTimeColumn(tables.Column):
+    """A point in time in the installation's time zone; exports keep the datetime itself."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("attrs", {"td": {"class": "nowrap"}})
+        super().__init__(**kwargs)
+
+    def render(self, value):
+        return date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+
+    def value(self, value):
+        return value

@@ -10,8 +10,6 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from calmail.common.roles import ROLE_NAMES, team_groups
-from maillog.models import AuditAction, Category
-from maillog.services import diff_fields, log_audit
 
 
 def default_team_name() -> str:
@@ -31,24 +29,17 @@ def only_team(user) -> Group | None:
 
 
 @transaction.atomic
-def ensure_default_team(*, user=None) -> Group:
+def ensure_default_team(*, user=None) -> tuple[Group, bool]:
     """The first team by name; if there is no team at all, create the default one
-    ("Standard" or "Default", after LANGUAGE_CODE) with `user` as its member.
+    ("Standard" or "Default", after LANGUAGE_CODE) with `user` as its member. Returns the
+    team and whether it was created (accounts.services.team_ensure_default records that
+    in the audit trail; demo data calls this directly).
 
     An existing team is returned as it is: its members are left alone."""
     team = first_team()
     if team is not None:
-        return team
+        return team, False
     team = Group.objects.create(name=default_team_name())
-    members = []
     if user is not None:
         user.groups.add(team)
-        members = [user.get_username()]
-    log_audit(
-        action=AuditAction.CREATED,
-        obj=team,
-        category=Category.USERS,
-        # As accounts' own team audit: names and usernames, nothing more about a user.
-        changes=diff_fields({}, {"name": team.name, "members": members}),
-    )
-    return team
+    return team, True

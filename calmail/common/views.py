@@ -1,5 +1,6 @@
 import logging
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -8,8 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from calmail.celery import app as celery_app
-from calmail.common.context_processors import sections_for
+from calmail.common.navigation import sections_for
 
 logger = logging.getLogger(__name__)
 

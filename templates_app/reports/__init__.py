@@ -1,6 +1,6 @@
 """The report engine: a registry of report providers per template type, and exporters.
 
-Templates reach calServer's data only through this registry (DESIGN 5.6.3), so an
+Templates reach calServer's data only through this registry (docs/design.md 5.6.3), so an
 installation can register providers over its own models:
 
     from templates_app.reports import Report, register

@@ -28,9 +28,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 
 from calmail.common.export import neutralise, neutralise_csv
+from calmail.common.mailtypes import AttachmentSpec, ExportType
 from inventory.models import DueFilter
-from mailbox.models import ExportType
-from mailbox.services import AttachmentSpec
 from templates_app.reports.registry import ColumnKind, ReportData
 
 EXTENSIONS = {ExportType.EXCEL: "xlsx", ExportType.PDF_HTML: "pdf", ExportType.CSV: "csv"}

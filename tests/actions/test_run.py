@@ -3,14 +3,15 @@ import datetime as dt
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
-from actions import services
+from actions import runs, tasks
 from actions.models import Action, ActionRun, RunStatus, Trigger
 from actions.selectors import action_list, sent_count
 from calmail.celery import app as celery_app
+from mailbox import retention
 from mailbox.models import OutboxMessage, Status
-from maillog import retention
 from tests.factories import (
     CustomerFactory,
     InstrumentFactory,
@@ -32,8 +33,8 @@ def test_run_queues_one_mail_per_customer_with_their_report(make_action, admin):
     customers = [overdue_customer(n) for n in ("30001", "30002", "30003")]
     action = make_action(recipients=[f"customer:{c.pk}" for c in customers])
 
-    run = services.action_run_now(action=action)
-    services.run_execute(run_id=run.pk)
+    run = runs.action_run_now(action=action)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     mails = OutboxMessage.objects.filter(action=action).order_by("recipient")
@@ -57,11 +58,11 @@ def test_run_queues_one_mail_per_customer_with_their_report(make_action, admin):
 def test_run_executed_twice_never_duplicates_mail(make_action):
     customer = overdue_customer("30011")
     action = make_action(recipients=[f"customer:{customer.pk}"])
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
     ActionRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)  # as after a crash
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
 
     assert OutboxMessage.objects.filter(action=action).count() == 1
 
@@ -73,9 +74,9 @@ def test_run_skips_recipient_without_attachment(make_action):
     action = make_action(
         template=template, recipients=[f"customer:{empty.pk}", f"customer:{due.pk}"]
     )
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     assert (run.queued_count, run.skipped_count) == (1, 1)
@@ -89,9 +90,9 @@ def test_run_sends_without_attachment_when_allowed(make_action):
     action = make_action(
         template=template, recipients=[f"customer:{empty.pk}"], send_without_attachments=True
     )
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     assert (run.queued_count, run.skipped_count) == (1, 0)
@@ -102,7 +103,7 @@ def test_scheduled_run_of_unpublished_action_is_cancelled(make_action):
     action = make_action(published=False)
     run = ActionRun.objects.create(action=action, slot=timezone.now(), trigger=Trigger.SCHEDULE)
 
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
@@ -112,8 +113,8 @@ def test_scheduled_run_of_unpublished_action_is_cancelled(make_action):
 def test_sent_count_counts_sent_mails_of_action(make_action, admin):
     customer = overdue_customer("30041")
     action = make_action(recipients=[f"customer:{customer.pk}", "ops@example.com"])
-    run = services.action_run_now(action=action)
-    services.run_execute(run_id=run.pk)
+    run = runs.action_run_now(action=action)
+    runs.run_execute(run_id=run.pk)
 
     OutboxMessage.objects.filter(action=action, recipient__contains="kunde").update(
         status=Status.SENT
@@ -129,9 +130,9 @@ def test_run_is_written_to_the_log_with_skip_reasons(make_action):
     empty = CustomerFactory(number="30051", emails=["leer@kunde.example"])
     template = MailTemplateFactory(empty_attachment_allowed=False)
     action = make_action(template=template, recipients=[f"customer:{empty.pk}"])
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
 
     started, finished = LogEntry.objects.filter(category="scheduler", object_id=action.pk).order_by(
         "id"
@@ -158,7 +159,7 @@ def test_sent_count_unchanged_when_retention_deletes_sent_mails(
     action = make_action(recipients=[f"customer:{c.pk}" for c in customers])
     other = make_action(description="Andere", recipients=[f"customer:{customers[0].pk}"])
     for each in (action, other):
-        services.run_execute(run_id=services.action_run_now(action=each).pk)
+        runs.run_execute(run_id=runs.action_run_now(action=each).pk)
     OutboxMessage.objects.update(status=Status.SENT, sent_at=timezone.now())
     old = timezone.now() - dt.timedelta(days=31)
     # Two of the action's sent mails and the other action's one are past retention.
@@ -193,10 +194,10 @@ def test_sent_count_filter_and_order_include_purged_mails(make_action, admin):
 def test_run_reads_the_template_texts_once_not_per_recipient(make_action):
     customers = [overdue_customer(n) for n in ("30061", "30062", "30063")]
     action = make_action(recipients=[f"customer:{c.pk}" for c in customers])
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
     with CaptureQueriesContext(connection) as queries:
-        services.run_execute(run_id=run.pk)
+        runs.run_execute(run_id=run.pk)
 
     texts = [q for q in queries if "templates_app_mailtemplatetranslation" in q["sql"]]
     assert (len(texts), OutboxMessage.objects.filter(action=action).count()) == (1, 3)
@@ -208,10 +209,10 @@ def test_run_fills_customer_placeholders_without_a_query_per_recipient(make_acti
         texts={"de": {"subject": "{{ customer.number }} {{ customer.name }}"}}
     )
     action = make_action(template=template, recipients=[f"customer:{c.pk}" for c in customers])
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
     with CaptureQueriesContext(connection) as queries:
-        services.run_execute(run_id=run.pk)
+        runs.run_execute(run_id=run.pk)
 
     one_customer_reads = [
         q["sql"]
@@ -232,9 +233,9 @@ def test_run_of_action_without_team_queues_mails_without_owner_group(
     power_user.groups.add(team)
     customer = overdue_customer("30091")
     action = make_action(group=None, recipients=[f"customer:{customer.pk}"])
-    run = services.action_run_now(action=action)
+    run = runs.action_run_now(action=action)
 
-    services.run_execute(run_id=run.pk)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     assert (run.status, run.queued_count, run.skipped_count) == (RunStatus.DONE, 1, 0)
@@ -249,12 +250,12 @@ def test_run_of_action_without_team_queues_mails_without_owner_group(
 
 
 def test_run_of_a_template_without_attachment_always_sends(make_action):
-    """DESIGN 5.6.1: "send without attachments" only concerns templates with a report."""
+    """docs/design.md 5.6.1: "send without attachments" only concerns templates with a report."""
     template = MailTemplateFactory(add_attachment="none")
     action = make_action(template=template, recipients=["einkauf@muster.example"])
 
-    run = services.action_run_now(action=action)
-    services.run_execute(run_id=run.pk)
+    run = runs.action_run_now(action=action)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     assert (run.queued_count, run.skipped_count) == (1, 0)
@@ -279,18 +280,21 @@ def dead_broker():
 
 
 def test_run_now_with_the_broker_down_still_creates_the_run(
-    make_action, dead_broker, django_capture_on_commit_callbacks
+    make_action, admin, client_for, dead_broker, django_capture_on_commit_callbacks
 ):
     action = make_action()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run = services.action_run_now(action=action)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client_for(admin).post(reverse("actions:run_now", args=[action.pk]))
 
-    run.refresh_from_db()
-    assert run.status == RunStatus.PENDING
+    run = ActionRun.objects.get()
+    assert (response.url, len(callbacks)) == (reverse("actions:runs", args=[action.pk]), 1)
+    assert (run.action, run.trigger, run.status) == (action, Trigger.MANUAL, RunStatus.PENDING)
 
 
-def test_tick_dispatches_a_run_whose_task_was_lost(make_action, eager):
+def test_tick_dispatches_a_run_whose_task_was_lost(
+    make_action, eager, django_capture_on_commit_callbacks
+):
     """A lost task message never loses the run: the tick sends it again once it has
     waited too long, and a worker executes it."""
     action = make_action()
@@ -299,10 +303,14 @@ def test_tick_dispatches_a_run_whose_task_was_lost(make_action, eager):
         action=action, slot=timezone.now() + dt.timedelta(seconds=1), trigger=Trigger.MANUAL
     )
     ActionRun.objects.filter(pk=lost.pk).update(
-        created_at=timezone.now() - dt.timedelta(seconds=services.RUN_REDISPATCH_SECONDS + 1)
+        created_at=timezone.now() - dt.timedelta(seconds=runs.RUN_REDISPATCH_SECONDS + 1)
     )
 
-    assert services.redispatch_waiting_runs() == 1
+    assert runs.waiting_run_ids() == [lost.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        started = tasks.tick()
+
+    assert started == 0
 
     lost.refresh_from_db()
     recent.refresh_from_db()
@@ -319,8 +327,8 @@ def test_run_records_a_template_that_renders_too_much_as_failed(make_action):
     )
     action = make_action(template=template, recipients=["einkauf@muster.example"])
 
-    run = services.action_run_now(action=action)
-    services.run_execute(run_id=run.pk)
+    run = runs.action_run_now(action=action)
+    runs.run_execute(run_id=run.pk)
 
     run.refresh_from_db()
     assert (run.status, run.queued_count, run.failed_count, run.skipped_count) == (

@@ -39,7 +39,7 @@ def test_two_concurrent_ticks_make_exactly_one_run_per_slot(make_action):
         try:
             for day in range(DAYS):
                 barrier.wait(timeout=30)
-                made[index] += tick(now=berlin(2026, 6, 1 + day, 7, 0, 5), dispatch=False)
+                made[index] += tick(now=berlin(2026, 6, 1 + day, 7, 0, 5))
         except BaseException as error:  # reported in the main thread
             errors.append(error)
             barrier.abort()

@@ -8,7 +8,12 @@ from django.urls import reverse
 
 from actions.models import Action, ActionRun, Trigger
 from tests.actions.conftest import berlin
-from tests.factories import MailTemplateFactory, SmtpConfigurationFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    MailTemplateFactory,
+    SmtpConfigurationFactory,
+    UserFactory,
+)
 
 
 def url_for(name, *args):
@@ -314,6 +319,25 @@ def test_edit_page_shows_next_runs_of_stored_rule(client_for, teammate, make_act
     assert slots[:2] == ["Sunday, Feb. 28, 2027, 7 a.m.", "Tuesday, Feb. 29, 2028, 7 a.m."]
     assert len(slots) == 10
     assert response.context["form"]["recipients"].value() == "ops@example.com"
+
+
+def test_edit_page_shows_stored_recipients_in_the_picker(client_for, teammate, make_action):
+    customer = CustomerFactory(number="4711", name="Muster GmbH")
+    action = make_action(recipients=["ops@example.com", f"customer:{customer.pk}"])
+    client = english(client_for(teammate))
+
+    response = client.get(url_for("update", action.pk))
+
+    bound = response.context["form"]["recipients"]
+    assert bound.value() == f"ops@example.com, customer:{customer.pk}"
+    assert [(c["token"], c["label"]) for c in bound.field.widget.choices_for(bound.value())] == [
+        ("address:ops@example.com", "ops@example.com"),
+        (f"customer:{customer.pk}", "4711 · Muster GmbH"),
+    ]
+    text = response.content.decode()
+    assert f'data-recipient-picker="{reverse("inventory:recipient_search")}"' in text
+    assert '<script src="/static/js/recipient-picker.js" defer></script>' in text
+    assert "data-single" not in text
 
 
 def test_run_history_query_count_does_not_grow_with_rows(

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from calmail.common.roles import POWER_USER
 from mailbox.delivery import deliver_due
 from mailbox.models import OutboxMessage
+from tests.browser.recipient_picker import pick
 from tests.factories import CustomerFactory, DistributionListFactory, SmtpConfigurationFactory
 
 # The real-worker harness (PostgreSQL, a Redis and Celery workers of the test's own); the
@@ -35,15 +36,6 @@ def composer(django_user_model):
     )
     user.groups.add(Group.objects.get(name=POWER_USER))
     return user
-
-
-def pick(page, field: str, query: str, label: str) -> None:
-    """Type into a recipient field's search box and pick the suggestion with that label."""
-    page.fill(f"#id_{field}_search", query)
-    option = page.locator(f"[data-token-box={field}] [data-option]", has_text=label)
-    expect(option.first).to_be_visible()
-    option.first.dispatch_event("mousedown")
-    expect(page.locator(f"[data-token-box={field}] [data-token]", has_text=label)).to_be_visible()
 
 
 def compose_and_send(page, live_server, login, composer, configuration) -> None:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from playwright.sync_api import expect
 
-from actions import services as action_services
+from actions import runs as action_runs
 from actions.models import Action, ActionRun
 from calmail.common.roles import POWER_USER
 from mailbox.delivery import deliver_due
@@ -119,7 +119,9 @@ def test_first_run_without_django_admin(page, live_server, smtp_server, settings
     page.fill("input[name=description]", "Monatliche Erinnerung")
     page.fill("input[name=time_of_day]", "07:00")
     page.fill("input[name=start]", "2026-01-01T00:00")
-    page.fill("input[name=recipients]", "einkauf@muster.example")
+    # A typed address becomes a chip of the recipient picker.
+    page.fill("#id_recipients_search", "einkauf@muster.example")
+    page.press("#id_recipients_search", "Enter")
     page.select_option("select[name=template]", label="Kalibriererinnerung")
     submit(page, "input[name=submit]")
     action = Action.objects.get()
@@ -129,7 +131,7 @@ def test_first_run_without_django_admin(page, live_server, smtp_server, settings
     page.goto(f"{live_server.url}/actions/{action.pk}/run-now/")
     submit(page, "main form button[type=submit]")
     # What the worker's tasks run, here in the test process.
-    action_services.run_execute(run_id=ActionRun.objects.get().pk)
+    action_runs.run_execute(run_id=ActionRun.objects.get().pk)
     deliver_due(configuration_id=configuration.pk, worker_id="test")
 
     page.goto(f"{live_server.url}/outbox/")

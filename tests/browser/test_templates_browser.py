@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from calmail.common.roles import ADMINISTRATOR
 from templates_app.models import MailTemplate
+from tests.browser.recipient_picker import chip, pick
 from tests.factories import CustomerFactory, InstrumentFactory
 
 PASSWORD = "correct horse battery staple"
@@ -69,15 +70,15 @@ def test_template_create_preview_and_download_excel(
     template = MailTemplate.objects.get(name="Kalibriererinnerung")
     expect(page).to_have_url(f"{live_server.url}/templates/{template.pk}/preview/")
 
-    # The recipient field suggests matches from the recipient search.
-    page.fill("input[name=recipient]", "Muster Messtechnik")
-    expect(page.locator("#recipient-options option")).to_have_count(1)
-    assert page.locator("#recipient-options option").get_attribute("value") == (
-        f"customer:{customer.pk}"
-    )
-    page.fill("input[name=recipient]", f"customer:{customer.pk}")
+    # The recipient field suggests matches from the recipient search; it holds one.
+    page.fill("#id_recipient_search", "Muster Messtechnik")
+    expect(page.locator("[data-token-box=recipient] [data-option]")).to_have_count(1)
+    pick(page, "recipient", "Muster Messtechnik", "Muster Messtechnik GmbH")
+    expect(page.locator("input[name=recipient]")).to_have_value(f"customer:{customer.pk}")
     with page.expect_navigation():
         page.click("form[data-testid=preview-form] button[type=submit]")
+    # Shown again by its name, not its token.
+    expect(chip(page, "recipient", "Muster Messtechnik GmbH")).to_be_visible()
 
     expect(page.locator("[data-testid=subject]")).to_have_text(
         "2 Prüfmittel für Muster Messtechnik GmbH fällig"

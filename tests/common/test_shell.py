@@ -126,9 +126,41 @@ def test_login_administrator_sees_section_in_navbar(client, administrator):
     assert response.status_code == 200
     active = [attrs for attrs in nav_links if "active" in attrs["class"].split()]
     assert active == [{"class": "nav-link active", "href": "/smtp/", "aria-current": "page"}]
-    # Sections are added as apps arrive; in DESIGN order, actions (5.6.1) come first.
+    # Sections are added as apps arrive; in the design's order, actions (5.6.1) come first.
     assert nav_links[0] == {"class": "nav-link", "href": "/actions/"}
     assert "alice" in _html(response)
+
+
+@pytest.mark.django_db
+def test_navigation_administrator_sees_every_section_in_order(client, administrator):
+    client.force_login(administrator)
+    _use_language(client, "en")
+
+    sections = client.get("/smtp/").context["nav_sections"]
+
+    # Each app's AppConfig declares its entries (nav_entries); calmail.common orders them.
+    assert [(s["key"], str(s["label"]), s["url"], s["icon"]) for s in sections] == [
+        ("actions", "Actions", "/actions/", "calendar-event"),
+        ("mailbox", "Outbox", "/outbox/", "inbox"),
+        ("templates", "Templates", "/templates/", "file-earmark-text"),
+        ("smtpconfig", "SMTP configurations", "/smtp/", "hdd-network"),
+        ("distribution_lists", "Distribution lists", "/inventory/lists/", "people"),
+        ("system_addresses", "System addresses", "/inventory/system-addresses/", "building"),
+        ("calserver_data", "Customers & instruments", "/inventory/data/", "rulers"),
+        ("maillog", "Log", "/log/", "journal-text"),
+        ("accounts", "Users & teams", "/accounts/users/", "person-gear"),
+        ("compose", "Compose", "/compose/", "pencil-square"),
+    ]
+
+
+@pytest.mark.django_db
+def test_navigation_user_without_role_sees_no_section(client, user):
+    client.force_login(user)
+
+    response = client.get("/")
+
+    assert response.status_code == 403
+    assert response.context["nav_sections"] == []
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
+from accounts.services import team_ensure_default
 from calmail.common.roles import ADMINISTRATOR, POWER_USER, ROLE_NAMES
 from calmail.common.teams import ensure_default_team, only_team
 from maillog.models import LogEntry
@@ -15,8 +16,9 @@ def test_ensure_default_team_without_any_team_creates_it_with_the_user(settings)
     settings.LANGUAGE_CODE = "de"
     user = UserFactory(username="chefin", roles=[ADMINISTRATOR])
 
-    team = ensure_default_team(user=user)
+    team, created = ensure_default_team(user=user)
 
+    assert created
     assert list(Group.objects.exclude(name__in=ROLE_NAMES).values_list("name", flat=True)) == [
         "Standard"
     ]
@@ -30,9 +32,18 @@ def test_ensure_default_team_without_any_team_creates_it_with_the_user(settings)
 def test_ensure_default_team_without_user_creates_an_empty_team(settings):
     settings.LANGUAGE_CODE = "en"
 
-    team = ensure_default_team()
+    team, created = ensure_default_team()
 
-    assert (team.name, team.user_set.count()) == ("Default", 0)
+    assert (team.name, team.user_set.count(), created) == ("Default", 0, True)
+
+
+def test_team_ensure_default_records_a_new_team_in_the_audit_trail(settings):
+    settings.LANGUAGE_CODE = "en"
+
+    team, created = team_ensure_default()
+    again, created_again = team_ensure_default()
+
+    assert (created, created_again, again) == (True, False, team)
     assert LogEntry.objects.get().changes == {"name": [None, "Default"], "members": [None, []]}
 
 
@@ -41,9 +52,9 @@ def test_ensure_default_team_returns_the_first_team_by_name_and_creates_nothing(
     first = Group.objects.create(name="Außenstelle")
     user = UserFactory(username="neu", roles=[POWER_USER])
 
-    team = ensure_default_team(user=user)
+    team, created = ensure_default_team(user=user)
 
-    assert team == first
+    assert (team, created) == (first, False)
     assert Group.objects.exclude(name__in=ROLE_NAMES).count() == 2
     assert list(user.groups.values_list("name", flat=True)) == [POWER_USER]
     assert LogEntry.objects.exists() is False

@@ -78,7 +78,8 @@ def test_compose_form_shown_with_default_configuration(english, request, role, c
     assert f'<option value="{configuration.pk}" selected>Hauptserver</option>' in text
     assert 'value="labor@calserver.example"' in text
     assert "compose/compose.js" in text
-    assert f'data-recipient-tokens="{reverse("inventory:recipient_search")}"' in text
+    assert f'data-recipient-picker="{reverse("inventory:recipient_search")}"' in text
+    assert '<script src="/static/js/recipient-picker.js" defer></script>' in text
 
 
 def test_compose_nav_entry_only_for_composers(client_for, power_user, viewer):
@@ -595,12 +596,25 @@ def test_hidden_list_refused_on_save_and_never_named(
     text = response.content.decode()
     assert response.status_code == 400
     assert _errors(response, "to") == [_unknown_message(2, token)]
-    assert response.context["form"].fields["to"].widget.attrs["data-choices"] == (
-        '[{"token": "address:a@example.com", "label": "a@example.com", "kind": "address", '
-        '"kind_label": "Typed address", "detail": ""}, '
-        f'{{"token": "{token}", "label": "{token} (unknown selection)", "kind": "list", '
-        '"kind_label": "Distribution list", "detail": ""}]'
-    )
+    bound = response.context["form"]["to"]
+    assert bound.field.widget.choices_for(bound.value()) == [
+        {
+            "token": "address:a@example.com",
+            "label": "a@example.com",
+            "kind": "address",
+            "kind_label": "Typed address",
+            "detail": "",
+        },
+        {
+            "token": token,
+            "label": f"{token} (unknown selection)",
+            "kind": "list",
+            "kind_label": "Distribution list",
+            "detail": "",
+        },
+    ]
+    # The picker gets them with the field.
+    assert 'data-choices="[{&quot;token&quot;: &quot;address:a@example.com&quot;' in text
     _assert_nothing_hidden(text)
     # The draft keeps what was typed, and shows it again without the list's name.
     draft = Draft.objects.get(owner=power_user)

@@ -6,9 +6,10 @@ from django.utils import timezone
 
 from mailbox.delivery import DeliveryStats, deliver_due
 from mailbox.models import OutboxMessage, Status
-from smtpconfig.models import Mailer, Security, SmtpConfiguration
+from smtpconfig.models import SmtpConfiguration
 from tests.factories import OutboxMessageFactory
 from tests.section_fixtures import media_root  # noqa: F401 (autouse fixture)
+from tests.smtp_server import smtp_configuration
 
 WORKER = "test-host:4242"
 
@@ -16,20 +17,16 @@ WORKER = "test-host:4242"
 def configuration_for(server, **overrides) -> SmtpConfiguration:
     """A saved configuration that delivers to a test server (plain SMTP unless the server
     speaks TLS)."""
-    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "ssl": Security.SSL}
     values = {
         "name": f"Test server {server.port}",
-        "mailer": Mailer.SMTP,
-        "host": server.host,
-        "port": server.port,
-        "security": security[getattr(server, "tls", "none")],
-        "timeout": 5,
         "from_email": "calmail@example.com",
         "max_connections": 2,
         "max_messages_per_connection": 100,
     }
     values.update(overrides)
-    return SmtpConfiguration.objects.create(**values)
+    configuration = smtp_configuration(server, **values)
+    configuration.save()
+    return configuration
 
 
 @pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])

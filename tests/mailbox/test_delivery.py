@@ -1,12 +1,10 @@
 import email
 import email.policy
 import re
-import shutil
 import threading
 import time
 from collections import Counter
 from datetime import UTC, timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -24,11 +22,10 @@ from mailbox.models import (
     Status,
 )
 from mailbox.services import AttachmentSpec, enqueue, message_resend
-from smtpconfig.models import Mailer, SmtpConfiguration
+from smtpconfig.models import SmtpConfiguration
 from tests.mailbox.conftest import WORKER, configuration_for, deliver, due_mail
-from tests.smtp_server import SilentServer, unused_port
+from tests.smtp_server import SilentServer, sendmail_configuration, unused_port
 
-FAKE_SENDMAIL = Path(__file__).parent.parent / "smtpconfig" / "bin" / "fake-sendmail"
 QUEUE_ID = re.compile(r"2\.0\.0 Ok: queued as [0-9A-F]{10}")
 
 
@@ -43,22 +40,6 @@ def body(mail, subtype: str) -> str:
 
 def received_ids(server) -> list[str]:
     return [str(received.message["Message-ID"]) for received in server.messages]
-
-
-@pytest.fixture
-def trust_test_ca(settings, smtp_certificates):
-    settings.CALMAIL_SMTP_CA_FILE = str(smtp_certificates.ca_file)
-
-
-@pytest.fixture
-def fake_sendmail(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "sendmail"
-    folder.mkdir()
-    binary = folder / "sendmail"
-    shutil.copy(FAKE_SENDMAIL, binary)
-    binary.chmod(0o755)
-    monkeypatch.setenv("FAKE_SENDMAIL_DIR", str(folder))
-    return binary
 
 
 # Sent -------------------------------------------------------------------------------------
@@ -759,14 +740,14 @@ def test_deliver_unreadable_ca_file_defers(db, smtp_server_starttls, settings, t
 # sendmail ---------------------------------------------------------------------------------
 
 
-def sendmail_configuration(path) -> SmtpConfiguration:
-    return SmtpConfiguration.objects.create(
-        name="Local sendmail", mailer=Mailer.SENDMAIL, sendmail_path=str(path), timeout=5
-    )
+def saved_sendmail_configuration(path) -> SmtpConfiguration:
+    configuration = sendmail_configuration(path)
+    configuration.save()
+    return configuration
 
 
 def test_deliver_through_sendmail(db, fake_sendmail):
-    configuration = sendmail_configuration(fake_sendmail)
+    configuration = saved_sendmail_configuration(fake_sendmail)
     message = due_mail(configuration, to=["lab@example.org"], bcc=["archive@example.org"])
 
     stats = deliver(configuration)
@@ -791,7 +772,7 @@ def test_deliver_through_sendmail(db, fake_sendmail):
 
 @pytest.mark.parametrize(("exit_status", "status"), [("75", Status.DEFERRED), ("1", Status.FAILED)])
 def test_deliver_sendmail_failure(db, fake_sendmail, monkeypatch, exit_status, status):
-    configuration = sendmail_configuration(fake_sendmail)
+    configuration = saved_sendmail_configuration(fake_sendmail)
     message = due_mail(configuration)
     monkeypatch.setenv("FAKE_SENDMAIL_EXIT", exit_status)
 
@@ -806,7 +787,7 @@ def test_deliver_sendmail_failure(db, fake_sendmail, monkeypatch, exit_status, s
 
 
 def test_deliver_sendmail_missing_binary_defers(db, tmp_path):
-    configuration = sendmail_configuration(tmp_path / "no-sendmail")
+    configuration = saved_sendmail_configuration(tmp_path / "no-sendmail")
     message = due_mail(configuration)
 
     stats = deliver(configuration)

@@ -1,16 +1,15 @@
 import datetime
 
 import pytest
+import time_machine
+from celery.schedules import crontab
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from mailbox.models import OutboxAttachment, OutboxMessage
 from maillog import retention
 from maillog.models import AuditAction, Category, Level, LogEntry
 from maillog.services import log_event
 from maillog.tasks import purge
-from tests.factories import OutboxAttachmentFactory, OutboxMessageFactory
 
 NOW = datetime.datetime(2026, 6, 1, 3, 0, tzinfo=datetime.UTC)
 
@@ -18,7 +17,6 @@ NOW = datetime.datetime(2026, 6, 1, 3, 0, tzinfo=datetime.UTC)
 @pytest.fixture
 def short_retention(settings):
     settings.CALMAIL_LOG_RETENTION_DAYS = {"audit": 10, "delivery": 5, "debug": 2, "default": 7}
-    settings.CALMAIL_OUTBOX_RETENTION_DAYS = 30
 
 
 def entry(label: str, days_old: float, **kwargs) -> LogEntry:
@@ -73,71 +71,27 @@ def test_purge_log_deletes_in_batches_of_the_given_size(short_retention):
 
 
 @pytest.mark.django_db
-def test_purge_outbox_deletes_old_finished_mail_with_files_after_commit(
-    short_retention, media_root, django_capture_on_commit_callbacks
-):
-    old = NOW - datetime.timedelta(days=31)
-    recent = NOW - datetime.timedelta(days=29)
-    old_sent = OutboxAttachmentFactory(message__status="sent", message__sent_at=old)
-    old_failed = OutboxMessageFactory(status="failed")
-    old_cancelled = OutboxMessageFactory(status="cancelled")
-    old_queued = OutboxMessageFactory(status="queued")
-    resent_recently = OutboxMessageFactory(status="sent", sent_at=recent)
-    new_sent = OutboxMessageFactory(status="sent", sent_at=recent)
-    OutboxMessage.objects.exclude(pk=new_sent.pk).update(created_at=old)
-    OutboxMessage.objects.filter(pk=new_sent.pk).update(created_at=recent)
-    path = media_root / old_sent.file.name
+def test_purge_task_deletes_old_log_entries(short_retention):
+    entry("old", 8, category=Category.SCHEDULER)
+    entry("new", 1, category=Category.SCHEDULER)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        file_there_before_commit = path.exists()
-        deleted = retention.purge_outbox(now=NOW, batch_size=2)
-
-    assert deleted == 3
-    assert sorted(OutboxMessage.objects.values_list("pk", flat=True)) == sorted(
-        [old_queued.pk, resent_recently.pk, new_sent.pk]
-    )
-    assert (file_there_before_commit, path.exists(), OutboxAttachment.objects.count()) == (
-        True,
-        False,
-        0,
-    )
-    assert {old_failed.pk, old_cancelled.pk} & set(
-        OutboxMessage.objects.values_list("pk", flat=True)
-    ) == set()
-
-
-@pytest.mark.django_db
-def test_purge_task_runs_both_retentions(short_retention, django_capture_on_commit_callbacks):
-    log_event(
-        message="%(x)s",
-        params={"x": "alt"},
-        category=Category.SCHEDULER,
-        actor=None,
-        time=timezone.now() - datetime.timedelta(days=8),
-    )
-    message = OutboxMessageFactory(
-        status="sent", sent_at=timezone.now() - datetime.timedelta(days=40)
-    )
-    OutboxMessage.objects.filter(pk=message.pk).update(
-        created_at=timezone.now() - datetime.timedelta(days=40)
-    )
-
-    with django_capture_on_commit_callbacks(execute=True):
+    with time_machine.travel(NOW, tick=False):
         result = purge()
 
-    assert result == {
-        "log_entries": {"audit": 0, "debug": 0, "delivery": 0, "default": 1},
-        "outbox_messages": 1,
-    }
+    assert result == {"audit": 0, "debug": 0, "delivery": 0, "default": 1}
+    assert list(LogEntry.objects.values_list("params__x", flat=True)) == ["new"]
 
 
-def test_purge_runs_daily_from_celery_beat(settings):
+def test_both_retentions_run_nightly_from_celery_beat(settings):
     from calmail.celery import app
 
     app.loader.import_default_modules()
-    schedule = settings.CELERY_BEAT_SCHEDULE["maillog-purge"]
+    schedules = [settings.CELERY_BEAT_SCHEDULE[key] for key in ("maillog-purge", "mailbox-purge")]
 
-    assert (schedule["task"], "maillog.purge" in app.tasks) == ("maillog.purge", True)
+    assert [(s["task"], s["task"] in app.tasks, s["schedule"]) for s in schedules] == [
+        ("maillog.purge", True, crontab(hour=3, minute=17)),
+        ("mailbox.purge", True, crontab(hour=3, minute=17)),
+    ]
 
 
 def test_retention_defaults(settings):

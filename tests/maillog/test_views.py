@@ -12,14 +12,12 @@ from django.utils import timezone
 from maillog.models import AuditAction, Category, Level, LogEntry
 from maillog.services import log_audit, log_event
 from tests.factories import (
-    DeliveryAttemptFactory,
     OutboxMessageFactory,
     SmtpConfigurationFactory,
     UserFactory,
 )
 
 LIST = reverse("maillog:list")
-ATTEMPTS = reverse("maillog:attempts")
 
 
 def event(label: str, **kwargs) -> LogEntry:
@@ -297,47 +295,6 @@ def test_export_csv_and_xlsx_carry_the_rendered_message(client_for, english, adm
     assert rows[1][6] == "Run of =Export finished"
 
 
-# --- delivery attempts tab ------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_attempts_tab_filters_and_visibility(client_for, admin, power_user, team):
-    power_user.groups.add(team)
-    own = DeliveryAttemptFactory(
-        message__owner_group=team, outcome="deferred", reply_code=451, worker="w-1"
-    )
-    other = DeliveryAttemptFactory(outcome="sent", reply_code=250, worker="w-2")
-
-    def rows(user, **query):
-        return [attempt.pk for attempt in records(client_for(user).get(ATTEMPTS, query))]
-
-    assert rows(admin) == [other.pk, own.pk]
-    assert rows(power_user) == [own.pk]
-    assert rows(admin, outcome="deferred") == [own.pk]
-    assert rows(admin, reply_code_min=400, reply_code_max=499) == [own.pk]
-    assert rows(admin, worker="w-2") == [other.pk]
-    assert rows(admin, message=own.message_id) == [own.pk]
-    assert rows(admin, smtp_configuration=other.smtp_configuration_id) == [other.pk]
-
-
-@pytest.mark.django_db
-def test_attempts_query_count_is_the_same_for_one_and_three_rows(
-    client_for, admin, django_assert_num_queries
-):
-    client = client_for(admin)
-    DeliveryAttemptFactory()
-    client.get(ATTEMPTS)
-    with CaptureQueriesContext(connection) as one_row:
-        client.get(ATTEMPTS)
-    DeliveryAttemptFactory()
-    DeliveryAttemptFactory()
-
-    with django_assert_num_queries(len(one_row.captured_queries)):
-        response = client.get(ATTEMPTS)
-
-    assert len(response.context["table"].page.object_list) == 3
-
-
 @pytest.mark.django_db
 def test_log_is_in_the_navigation_for_every_role(client_for, viewer):
     html = client_for(viewer).get(LIST).content.decode()
@@ -356,15 +313,6 @@ def test_sorting_by_level_keeps_newest_first_within_a_level(client_for, admin):
     response = client_for(admin).get(LIST, {"sort": "level", "category": Category.SCHEDULER})
 
     assert [entry.pk for entry in records(response)] == [new_error.pk, old_error.pk, info.pk]
-
-
-@pytest.mark.django_db
-def test_outsider_cannot_open_the_attempts(client_for, outsider):
-    DeliveryAttemptFactory()
-
-    response = client_for(outsider).get(ATTEMPTS)
-
-    assert (response.status_code, b"<table" in response.content) == (403, False)
 
 
 @pytest.mark.django_db

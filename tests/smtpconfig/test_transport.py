@@ -2,74 +2,38 @@ import base64
 import email
 import email.policy
 import secrets
-import shutil
 import smtplib
 import time
-from pathlib import Path
 
 import pytest
 from django.core.mail import EmailMessage
 
 from calmail.common.fields import UndecryptableSecret
-from smtpconfig.models import Mailer, Security, SmtpConfiguration
+from smtpconfig.models import Security, SmtpConfiguration
 from smtpconfig.transport import (
     MASK,
     Direction,
-    SendmailBackend,
     SendmailError,
     describe_exception,
-    get_email_backend,
+    open_session,
     redact,
     send_test_mail,
     test_connection,
 )
-from tests.smtp_server import SilentServer, SmtpTestServer, unused_port
+from tests.smtp_server import (
+    SilentServer,
+    SmtpTestServer,
+    sendmail_configuration,
+    smtp_configuration,
+    unused_port,
+)
 
 SENDER = "calmail@example.com"
 RECIPIENT = "admin@example.org"
-FAKE_SENDMAIL = Path(__file__).parent / "bin" / "fake-sendmail"
-
-
-def smtp_configuration(server, **overrides) -> SmtpConfiguration:
-    """An unsaved configuration pointing at a test server."""
-    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "ssl": Security.SSL}
-    options = {
-        "name": "Test server",
-        "mailer": Mailer.SMTP,
-        "host": server.host,
-        "port": server.port,
-        "security": security[getattr(server, "tls", "none")],
-        "timeout": 5,
-    }
-    options.update(overrides)
-    return SmtpConfiguration(**options)
 
 
 def transcript_text(report) -> str:
     return "\n".join(f"{line.direction}: {line.text}" for line in report.transcript)
-
-
-@pytest.fixture
-def trust_test_ca(settings, smtp_certificates):
-    settings.CALMAIL_SMTP_CA_FILE = str(smtp_certificates.ca_file)
-
-
-@pytest.fixture
-def fake_sendmail(tmp_path, monkeypatch) -> Path:
-    """An executable copy of the fake sendmail; what it receives lands in its folder."""
-    folder = tmp_path / "sendmail"
-    folder.mkdir()
-    binary = folder / "sendmail"
-    shutil.copy(FAKE_SENDMAIL, binary)
-    binary.chmod(0o755)
-    monkeypatch.setenv("FAKE_SENDMAIL_DIR", str(folder))
-    return binary
-
-
-def sendmail_configuration(path) -> SmtpConfiguration:
-    return SmtpConfiguration(
-        name="Local sendmail", mailer=Mailer.SENDMAIL, sendmail_path=str(path), timeout=5
-    )
 
 
 # test_connection ---------------------------------------------------------------------------
@@ -673,11 +637,15 @@ def test_send_test_mail_sendmail_missing_binary(tmp_path):
     assert report.verdict == f"The sendmail binary {path} does not exist"
 
 
-# get_email_backend ------------------------------------------------------------------------
+# open_session --------------------------------------------------------------------------
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    return message.message().as_bytes(linesep="\r\n")
 
 
 @pytest.mark.parametrize("tls", ["none", "starttls", "ssl"])
-def test_email_backend_sends_message_over_each_tls_mode(
+def test_session_sends_message_over_each_tls_mode(
     tls, smtp_server_factory, smtp_credentials, trust_test_ca
 ):
     server = smtp_server_factory(tls=tls, credentials=smtp_credentials)
@@ -695,9 +663,12 @@ def test_email_backend_sends_message_over_each_tls_mode(
         cc=["quality@example.org"],
     )
 
-    sent = get_email_backend(configuration).send_messages([message])
+    with open_session(configuration) as session:
+        sent = session.send_raw(
+            "calmail@example.com", ["lab@example.org", "quality@example.org"], wire_bytes(message)
+        )
 
-    assert sent == 1
+    assert (sent.reply_code, sent.refused) == (250, "")
     [received] = server.messages
     assert received.sender == "calmail@example.com"
     assert received.recipients == ["lab@example.org", "quality@example.org"]
@@ -706,70 +677,103 @@ def test_email_backend_sends_message_over_each_tls_mode(
     assert [a.success for a in server.auth_attempts] == [True]
 
 
-def test_email_backend_without_auth_sends_no_credentials(smtp_server_factory, smtp_credentials):
+def test_session_without_auth_sends_no_credentials(smtp_server_factory, smtp_credentials):
     server = smtp_server_factory(credentials=smtp_credentials)
     configuration = smtp_configuration(
         server, smtp_auth=False, username="mailer", password="stored but unused"
     )
 
-    sent = get_email_backend(configuration).send_messages(
-        [EmailMessage("Hi", "Body", SENDER, [RECIPIENT])]
-    )
+    with open_session(configuration) as session:
+        session.send_raw(SENDER, [RECIPIENT], wire_bytes(EmailMessage("Hi", "Body")))
 
-    assert sent == 1
+    assert [m.recipients for m in server.messages] == [[RECIPIENT]]
     assert server.auth_attempts == []
 
 
-def test_email_backend_keeps_reply_to_last_message(smtp_server):
-    backend = get_email_backend(smtp_configuration(smtp_server))
+def test_session_returns_the_reply_to_each_message(smtp_server):
+    with open_session(smtp_configuration(smtp_server)) as session:
+        sent = session.send_raw(SENDER, [RECIPIENT], wire_bytes(EmailMessage("Hi", "Body")))
 
-    backend.open()
-    backend.send_messages([EmailMessage("Hi", "Body", SENDER, [RECIPIENT])])
-    code, text = backend.connection.last_data_reply
-    backend.close()
-
-    assert code == 250
-    assert text.startswith("2.0.0 Ok: queued as ")
+    assert sent.reply_code == 250
+    assert sent.reply_text.startswith("2.0.0 Ok: queued as ")
+    assert sent.exit_status is None
 
 
-def test_email_backend_verifies_certificates(smtp_server_starttls, settings):
+def test_session_names_refused_recipients_and_sends_to_the_others(smtp_server):
+    smtp_server.reject_recipients["gone@example.org"] = (550, "5.1.1 User unknown")
+
+    with open_session(smtp_configuration(smtp_server)) as session:
+        sent = session.send_raw(
+            SENDER, [RECIPIENT, "gone@example.org"], wire_bytes(EmailMessage("Hi", "Body"))
+        )
+
+    assert sent.refused == "gone@example.org: 550 5.1.1 User unknown"
+    assert [m.recipients for m in smtp_server.messages] == [[RECIPIENT]]
+
+
+def test_session_verifies_certificates(smtp_server_starttls, settings):
     settings.CALMAIL_SMTP_CA_FILE = None
-    backend = get_email_backend(smtp_configuration(smtp_server_starttls))
 
     with pytest.raises(OSError, match="CERTIFICATE_VERIFY_FAILED"):
-        backend.send_messages([EmailMessage("Hi", "Body", SENDER, [RECIPIENT])])
+        open_session(smtp_configuration(smtp_server_starttls))
 
     assert smtp_server_starttls.messages == []
 
 
-def test_email_backend_sendmail_pipes_message(fake_sendmail):
-    backend = get_email_backend(sendmail_configuration(fake_sendmail))
+def test_session_hang_up_drops_the_connection_without_quit(smtp_server):
+    session = open_session(smtp_configuration(smtp_server))
+    session.send_raw(SENDER, [RECIPIENT], wire_bytes(EmailMessage("Hi", "Body")))
+
+    session.hang_up()
+
+    assert session.broken is True
+    # Safe to call on a dropped connection, and still no QUIT.
+    session.close()
+    assert [m.recipients for m in smtp_server.messages] == [[RECIPIENT]]
+    assert b"QUIT" not in b"".join(smtp_server.reads).upper()
+
+
+def test_session_is_worn_out_after_max_messages_per_connection(smtp_server):
+    configuration = smtp_configuration(smtp_server, max_messages_per_connection=2)
+
+    with open_session(configuration) as session:
+        for _ in range(2):
+            assert session.worn_out is False
+            session.send_raw(SENDER, [RECIPIENT], wire_bytes(EmailMessage("Hi", "Body")))
+
+        assert session.worn_out is True
+
+
+def test_session_sendmail_pipes_message(fake_sendmail):
     message = EmailMessage(
         "Report", "See attachment.", SENDER, ["a@example.org"], bcc=["-oQ/tmp@example.org"]
     )
 
-    sent = backend.send_messages([message])
+    with open_session(sendmail_configuration(fake_sendmail)) as session:
+        sent = session.send_raw(
+            SENDER, ["a@example.org", "-oQ/tmp@example.org"], wire_bytes(message)
+        )
 
-    assert isinstance(backend, SendmailBackend)
-    assert sent == 1
+    assert (sent.exit_status, sent.reply_code, session.network) == (0, None, False)
     argv = (fake_sendmail.parent / "argv").read_text().splitlines()
     # Recipients come after "--", so even an address that looks like an option stays one.
     assert argv == ["-i", "-f", SENDER, "--", "a@example.org", "-oQ/tmp@example.org"]
-    piped = email.message_from_bytes(
-        (fake_sendmail.parent / "stdin").read_bytes(), policy=email.policy.default
-    )
+    stdin = (fake_sendmail.parent / "stdin").read_bytes()
+    # A local sendmail gets LF line ends.
+    assert b"\r\n" not in stdin
+    piped = email.message_from_bytes(stdin, policy=email.policy.default)
     assert piped["Subject"] == "Report"
     assert piped["To"] == "a@example.org"
     assert piped["Bcc"] is None
     assert piped.get_content().strip() == "See attachment."
 
 
-def test_email_backend_sendmail_failure_raises(fake_sendmail, monkeypatch):
+def test_session_sendmail_failure_raises(fake_sendmail, monkeypatch):
     monkeypatch.setenv("FAKE_SENDMAIL_EXIT", "75")
-    backend = get_email_backend(sendmail_configuration(fake_sendmail))
+    session = open_session(sendmail_configuration(fake_sendmail))
 
     with pytest.raises(SendmailError) as raised:
-        backend.send_messages([EmailMessage("Hi", "Body", SENDER, [RECIPIENT])])
+        session.send_raw(SENDER, [RECIPIENT], wire_bytes(EmailMessage("Hi", "Body")))
 
     assert raised.value.returncode == 75
     assert raised.value.temporary is True

@@ -3,8 +3,9 @@ import datetime
 import pytest
 from django.contrib.auth.models import Group
 
+from actions.models import Action
 from calmail.common.roles import POWER_USER
-from tests.factories import UserFactory
+from tests.factories import SmtpConfigurationFactory, UserFactory
 
 TODAY = datetime.date(2025, 3, 3)
 
@@ -45,3 +46,20 @@ def english(client):
     """Switch the client's session to English (requests default to German)."""
     client.post("/i18n/setlang/", {"language": "en"})
     return client
+
+
+@pytest.fixture
+def use_in_action(db):
+    """Have an action send the template (it protects the template from deletion)."""
+
+    def use(template, description: str):
+        return Action.objects.create(
+            description=description,
+            time_of_day=datetime.time(7),
+            start=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+            template=template,
+            smtp_configuration=SmtpConfigurationFactory(),
+            recipients=["ops@example.com"],
+        )
+
+    return use

@@ -147,23 +147,10 @@ def test_duplicate_copies_settings_and_texts():
 # --- delete ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def action_registry():
-    """What the actions app will register: the actions that use a template."""
-    used_by = {}
-
-    def actions_using(template):
-        return used_by.get(template.pk, [])
-
-    services.register_template_user(actions_using)
-    yield used_by
-    services.unregister_template_user(actions_using)
-
-
 @pytest.mark.django_db
-def test_delete_refused_while_an_action_uses_the_template(action_registry):
+def test_delete_refused_while_an_action_uses_the_template(use_in_action):
     template = MailTemplateFactory(name="Monatsreport")
-    action_registry[template.pk] = ["Action “Monthly reminder”"]
+    use_in_action(template, "Action “Monthly reminder”")
 
     with pytest.raises(ValidationError) as caught:
         services.mail_template_delete(template=template)
@@ -175,7 +162,7 @@ def test_delete_refused_while_an_action_uses_the_template(action_registry):
 
 
 @pytest.mark.django_db
-def test_delete_unused_template_deletes_its_texts(action_registry):
+def test_delete_unused_template_deletes_its_texts():
     template = MailTemplateFactory()
 
     services.mail_template_delete(template=template)

@@ -382,22 +382,10 @@ def test_list_query_count_for_a_power_user(client_for, teammate, team, django_as
 # --- delete ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def used_templates():
-    used = set()
-
-    def actions(template):
-        return ["Aktion “Monatsreport”"] if template.pk in used else []
-
-    services.register_template_user(actions)
-    yield used
-    services.unregister_template_user(actions)
-
-
 @pytest.mark.django_db
-def test_delete_page_refuses_a_template_in_use(client_for, admin, used_templates):
+def test_delete_page_refuses_a_template_in_use(client_for, admin, use_in_action):
     template = MailTemplateFactory(name="Benutzt")
-    used_templates.add(template.pk)
+    use_in_action(template, "Aktion “Monatsreport”")
     client = english(client_for(admin))
 
     page = client.get(url_for("delete", template.pk))
@@ -411,7 +399,7 @@ def test_delete_page_refuses_a_template_in_use(client_for, admin, used_templates
 
 
 @pytest.mark.django_db
-def test_delete_page_deletes_an_unused_template(client_for, admin, used_templates):
+def test_delete_page_deletes_an_unused_template(client_for, admin):
     template = MailTemplateFactory(name="Frei")
 
     response = english(client_for(admin)).post(url_for("delete", template.pk), follow=True)
@@ -421,10 +409,10 @@ def test_delete_page_deletes_an_unused_template(client_for, admin, used_template
 
 
 @pytest.mark.django_db
-def test_bulk_delete_leaves_out_templates_in_use(client_for, admin, used_templates):
+def test_bulk_delete_leaves_out_templates_in_use(client_for, admin, use_in_action):
     used = MailTemplateFactory(name="Benutzt")
     free = MailTemplateFactory(name="Frei")
-    used_templates.add(used.pk)
+    use_in_action(used, "Aktion “Monatsreport”")
     client = english(client_for(admin))
 
     confirm = client.post(url_for("bulk"), {"action": "delete", "selection": [used.pk, free.pk]})
@@ -552,6 +540,22 @@ def test_preview_for_a_customer(client_for, admin, customer):
         url_for("preview_attachment", template.pk) + f"?recipient=customer%3A{customer.pk}" in text
     )
     assert url_for("preview_body", template.pk) + f"?recipient=customer%3A{customer.pk}" in text
+
+
+@pytest.mark.django_db
+def test_preview_recipient_is_a_single_picker_showing_its_label(client_for, admin, customer):
+    template = MailTemplateFactory(name="Erinnerung")
+    query = {"recipient": f"customer:{customer.pk}"}
+
+    response = client_for(admin).get(url_for("preview", template.pk), query)
+
+    bound = response.context["preview"].form["recipient"]
+    assert bound.field.widget.choices_for(bound.value())[0]["label"] == "1001 · Muster GmbH"
+    text = response.content.decode()
+    assert f'data-recipient-picker="{reverse("inventory:recipient_search")}"' in text
+    assert "data-single" in text
+    assert '<script src="/static/js/recipient-picker.js" defer></script>' in text
+    assert "<script>" not in text.replace("<script src=", "")
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Print the next slots of a rule given as options (DESIGN.md 5.6.1)."""
+"""Print the next slots of a rule given as options (docs/design.md 5.6.1)."""
 
 import datetime as dt
 

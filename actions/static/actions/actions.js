@@ -1,7 +1,7 @@
-// Actions form: the next runs update as the rule changes, and the recipients field
-// suggests users, customers, lists and system addresses for the token being typed.
-// Plain JavaScript wired through data attributes (the CSP forbids inline scripts);
-// without it the "Show next runs" button and hand-typed tokens do the same.
+// Actions form: the next runs update as the rule changes (the recipients field is the
+// shared picker, static/js/recipient-picker.js). Plain JavaScript wired through data
+// attributes (the CSP forbids inline scripts); without it the "Show next runs" button
+// does the same.
 (function () {
   "use strict";
 
@@ -64,48 +64,8 @@
     update();
   }
 
-  // --- Recipient suggestions for the last token of the field ---------------------------
-
-  function setupRecipients(input) {
-    var list = document.getElementById(input.getAttribute("list"));
-    if (!list) {
-      return;
-    }
-    var latest = 0;
-    var search = debounce(function () {
-      var parts = input.value.split(/[,;\n]/);
-      var query = parts[parts.length - 1].trim();
-      if (query.length < 2 || /^(user|customer|list|system):\d+$/.test(query)) {
-        return;
-      }
-      var prefix = parts.slice(0, -1).map(function (p) { return p.trim(); })
-        .filter(Boolean).join(", ");
-      var request = ++latest;
-      var url = input.dataset.recipientsSearch + "?limit=15&q=" + encodeURIComponent(query);
-      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : { results: [] }; })
-        .then(function (data) {
-          if (request !== latest) {
-            return;
-          }
-          list.replaceChildren();
-          (data.results || []).forEach(function (choice) {
-            var option = document.createElement("option");
-            option.value = (prefix ? prefix + ", " : "") + choice.token;
-            option.label = choice.kind_label + ": " + choice.label +
-              (choice.detail ? " (" + choice.detail + ")" : "");
-            list.appendChild(option);
-          });
-          list.dataset.loaded = String(list.children.length);
-        })
-        .catch(function () { /* typed tokens still work */ });
-    }, 200);
-    input.addEventListener("input", search);
-  }
-
   function init() {
     document.querySelectorAll("[data-next-runs-url]").forEach(setupNextRuns);
-    document.querySelectorAll("[data-recipients-search]").forEach(setupRecipients);
   }
 
   if (document.readyState === "loading") {

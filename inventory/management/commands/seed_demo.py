@@ -395,7 +395,7 @@ class Seeder:
     def recipients(self, customers, users) -> None:
         """Two distribution lists (owned by the first team, made if there is none) and two
         system addresses, through the services."""
-        team = ensure_default_team()
+        team, _created = ensure_default_team()
         mailable = list(
             Customer.objects.filter(pk__in=[c.pk for c in customers], contacts__isnull=False)
             .distinct()

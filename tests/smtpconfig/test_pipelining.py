@@ -1,4 +1,4 @@
-"""SMTP command pipelining (mailbox.pipelining.send_mail) against real SMTP servers.
+"""SMTP command pipelining (smtpconfig.transport.pipelining.send_mail) against real SMTP servers.
 
 Most tests use the in-process aiosmtpd server with PIPELINING advertised; a small scripted
 server covers replies aiosmtpd never gives, and Postfix's smtp-sink checks the real thing.
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbox.pipelining import MAX_PIPELINED_RECIPIENTS, _quoted, send_mail
-from smtpconfig.transport import Direction, TranscriptLine, TranscriptSMTP
+from smtpconfig.transport.pipelining import MAX_PIPELINED_RECIPIENTS, _quoted, send_mail
+from smtpconfig.transport.smtp import TranscriptSMTP
+from smtpconfig.transport.transcript import Direction, TranscriptLine
 from tests.smtp_server import LOCALHOST, SmtpTestServer, unused_port
 
 SENDER = "calmail@example.com"
@@ -372,7 +373,7 @@ def two_mails(server: SmtpTestServer, client: smtplib.SMTP) -> tuple:
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "fallback"])
-def test_transcript_client_keeps_last_data_reply_and_transcript(smtp_server_factory, pipelining):
+def test_transcript_client_records_the_transcript(smtp_server_factory, pipelining):
     server = smtp_server_factory(pipelining=pipelining)
     transcript: list[TranscriptLine] = []
     with contextlib.closing(
@@ -380,12 +381,14 @@ def test_transcript_client_keeps_last_data_reply_and_transcript(smtp_server_fact
     ) as client:
         _refused, reply = send_mail(client, SENDER, [ALICE], CONTENT)
 
-        assert client.last_data_reply == reply
         assert reply[0] == 250
         server.fail_data = (554, "5.6.0 Content refused")
-        with pytest.raises(smtplib.SMTPDataError):
+        with pytest.raises(smtplib.SMTPDataError) as refused:
             send_mail(client, SENDER, [ALICE], CONTENT)
-        assert client.last_data_reply == (554, "5.6.0 Content refused")
+        assert (refused.value.smtp_code, refused.value.smtp_error) == (
+            554,
+            b"5.6.0 Content refused",
+        )
 
     commands = [line.text for line in transcript if line.direction == Direction.CLIENT]
     assert f"mail FROM:<{SENDER}> size={len(CONTENT)}" in commands

@@ -16,9 +16,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.services import team_ensure_default
 from calmail.common.env import generated_dev_secret
 from calmail.common.roles import ADMINISTRATOR
-from calmail.common.teams import ensure_default_team, first_team
 
 USERNAME = "admin"
 
@@ -93,9 +93,9 @@ class Command(BaseCommand):
 
     def ensure_team(self, user) -> None:
         """Without any team only administrators could work: make the first one."""
-        if first_team() is not None:
+        team, created = team_ensure_default(user=user)
+        if not created:
             return
-        team = ensure_default_team(user=user)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created the team {team.name!r} with the demo administrator {USERNAME!r} in it."

@@ -13,7 +13,8 @@ reply. Servers without PIPELINING get plain sendmail().
 
 Only smtplib's command-level methods (putcmd, send, getreply, rset, close) are used, so
 subclasses that override them keep working; calmail's TranscriptSMTP records its
-transcript and ``last_data_reply`` through them.
+transcript through them. The SMTP session (smtpconfig/transport/session.py) is its
+caller; the reply to the content comes back as the result, no state is left behind.
 """
 
 from __future__ import annotations
@@ -83,9 +84,7 @@ def _send_one_by_one(
     with _shadowed_method(client, "data", data_remembering_reply):
         refused = client.sendmail(sender, recipients, data)
     code, text = data_replies[-1]
-    reply = (code, text.decode("utf-8", errors="replace"))
-    _remember_data_reply(client, reply)
-    return refused, reply
+    return refused, (code, text.decode("utf-8", errors="replace"))
 
 
 # With PIPELINING -------------------------------------------------------------------------
@@ -218,7 +217,6 @@ def _send_content(client: smtplib.SMTP, data: bytes) -> Reply:
     client.send(_content_with_terminator(data))
     code, text = client.getreply()
     reply = (code, text.decode("utf-8", errors="replace"))
-    _remember_data_reply(client, reply)
     if code != OK:
         if code == SERVICE_CLOSING:
             client.close()
@@ -243,12 +241,6 @@ def _reset(client: smtplib.SMTP) -> None:
     # Like smtplib's _rset(): a server that hung up shows at the next command, not here.
     with contextlib.suppress(smtplib.SMTPServerDisconnected):
         client.rset()
-
-
-def _remember_data_reply(client: smtplib.SMTP, reply: Reply) -> None:
-    # TranscriptSMTP's callers read the verdict on the last mail from last_data_reply.
-    if hasattr(client, "last_data_reply"):
-        client.last_data_reply = reply
 
 
 @contextlib.contextmanager
