@@ -170,8 +170,13 @@ def fill(rows: int) -> None:
 def cases() -> list[Case]:
     """A request per filter of the list's filter form, with values taken from the data above."""
     import django_filters
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
     from mailbox.filters import OutboxFilter
+
+    team = Group.objects.get(name="Laboratory 2").pk
+    creator = get_user_model().objects.get(username="bench-creator").pk
 
     values: dict[str, list[tuple[str, dict[str, str]]]] = {
         "q": [("common", "customer17."), ("rare", "user24999@customer")],
@@ -190,6 +195,8 @@ def cases() -> list[Case]:
         "error_message": [("common", "Recipient address rejected"), ("rare", "user24999@")],
         "created_at": [("one day", "day")],
         "subject": [("common", "(3 items)"), ("rare", "INV-999999 ")],
+        "owner_group": [("one team", str(team))],
+        "created_by": [("one user", str(creator))],
     }
     day = time.strftime("%Y-%m-%d", time.localtime(time.time() - 10 * 86400))
     form = OutboxFilter().form

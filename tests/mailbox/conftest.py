@@ -8,7 +8,7 @@ from mailbox.delivery import DeliveryStats, deliver_due
 from mailbox.models import OutboxMessage, Status
 from smtpconfig.models import SmtpConfiguration
 from tests.factories import OutboxMessageFactory
-from tests.section_fixtures import media_root  # noqa: F401 (autouse fixture)
+from tests.section_fixtures import english, media_root, other_team, team  # noqa: F401 (fixtures)
 from tests.smtp_server import smtp_configuration
 
 WORKER = "test-host:4242"
