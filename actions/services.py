@@ -142,7 +142,7 @@ def action_set_published(
 
 
 def copy_description(description: str) -> str:
-    max_length = Action._meta.get_field("description").max_length
+    max_length = Action._meta.get_field("description").max_length or 200
     suffix = f" ({_('copy')})"
     return description[: max_length - len(suffix)] + suffix
 

@@ -231,7 +231,7 @@ def draft_send(*, draft: Draft, user, plan: Plan | None = None) -> tuple[str, li
     if scheduled_at is not None and scheduled_at <= timezone.now():
         raise ValidationError({"scheduled_at": [_("The planned time is in the past.")]})
     parameters = {"compose_batch": batch}
-    if draft.template_id:
+    if draft.template is not None:
         parameters["template"] = draft.template.name
     messages = [
         enqueue(

@@ -54,7 +54,7 @@ def _validated(objects: Sequence, field: str) -> None:
     Constraints are not checked here: the entries are already free of repeats, and the
     rows they replace are still in the table until the caller deletes them.
     """
-    messages = []
+    messages: list[str] = []
     for obj in objects:
         try:
             obj.full_clean(exclude={"customer", "distribution_list"}, validate_constraints=False)

@@ -36,12 +36,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Min, Q
+from django.db.models import Field, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -215,6 +216,8 @@ class _Connection:
 
     def send(self, envelope: _Envelope) -> Sent:
         """Send one mail; what the mail system said (redacted)."""
+        if self.session is None:
+            raise RuntimeError("send() before ensure_open()")
         return self.session.send_raw(envelope.sender, envelope.recipients, envelope.data)
 
     @property
@@ -330,7 +333,7 @@ class _Run:
         now = timezone.now()
         attempts = row.attempt_count + 1
         error = result.error
-        fields = {
+        fields: dict[str, object] = {
             "attempt_count": attempts,
             "lease_expires_at": None,
             "claimed_by": "",
@@ -436,8 +439,15 @@ def _sql() -> dict[str, str]:
     quote = connection.ops.quote_name
     message = OutboxMessage._meta
     attempt = DeliveryAttempt._meta
+
+    def column(meta, name: str) -> str:
+        field = meta.get_field(name)
+        if not isinstance(field, Field) or field.column is None:
+            raise TypeError(f"{meta.label}.{name} is no column")
+        return field.column
+
     columns = ", ".join(
-        quote(attempt.get_field(name).column)
+        quote(column(attempt, name))
         for name in (
             "message",
             "smtp_configuration",
@@ -450,7 +460,7 @@ def _sql() -> dict[str, str]:
         )
     )
     assignments = ", ".join(
-        f"{quote(message.get_field(name).column)} = %s"
+        f"{quote(column(message, name))} = %s"
         for name in (
             "status",
             "error_message",
@@ -465,7 +475,7 @@ def _sql() -> dict[str, str]:
     update = " ".join(
         [
             f"UPDATE {quote(message.db_table)} SET {assignments}",  # noqa: S608
-            f"WHERE {quote(message.pk.column)} = %s",
+            f"WHERE {quote(column(message, 'id'))} = %s",
             f"AND {quote('status')} = %s AND {quote('claimed_by')} = %s",
         ]
     )
@@ -526,7 +536,8 @@ def _store_outcome(
             psycopg.Cursor(db.connection) as cursor,
         ):
             cursor.execute(statements["both"], [*update_params, *attempt_params], prepare=True)
-            return cursor.fetchone()[0] == 1
+            row = cursor.fetchone()
+            return row is not None and row[0] == 1
     with db.cursor() as cursor:
         cursor.execute(statements["update"], update_params)
         updated = cursor.rowcount
@@ -836,7 +847,8 @@ def _drain(
             and slot_available(configuration=configuration, now=now)
         ):
             backlog_reported = True
-            on_backlog()
+            if on_backlog is not None:
+                on_backlog()
         if not _send_batch(run, rows, conn):
             stats.stop_reason = (
                 StopReason.LEASE_LOST if run.lease_lost else StopReason.CONNECTION_FAILED
@@ -864,11 +876,7 @@ def sweep(*, now: datetime | None = None) -> SweepStats:
     for configuration_id in SmtpConfiguration.objects.order_by("pk").values_list("pk", flat=True):
         if _due(configuration_id, now).exists():
             stats.dispatched.append(configuration_id)
-            transaction.on_commit(
-                lambda configuration_id=configuration_id: dispatch_delivery(
-                    configuration_id=configuration_id
-                )
-            )
+            transaction.on_commit(partial(dispatch_delivery, configuration_id=configuration_id))
     if stats.recovered:
         logger.warning("Took back %s mails from workers whose lease expired.", stats.recovered)
     return stats

@@ -73,7 +73,7 @@ class _Current:
 # Default for `actor`: the user of the current request (None outside requests = system).
 CURRENT_USER = _Current()
 
-AUDIT_MESSAGES = {
+AUDIT_MESSAGES: dict[str, str] = {
     AuditAction.CREATED: gettext_noop("%(object)s created"),
     AuditAction.UPDATED: gettext_noop("%(object)s changed: %(fields)s"),
     AuditAction.DELETED: gettext_noop("%(object)s deleted"),
@@ -108,7 +108,7 @@ def diff_fields(before: dict, after: dict, *, secret_fields: Iterable[str] = ("p
     A field missing on one side counts as None (a creation diffs against {}).
     """
     secrets = set(secret_fields)
-    changes = {}
+    changes: dict[str, object] = {}
     for name in [*before, *(key for key in after if key not in before)]:
         old, new = before.get(name), after.get(name)
         if old == new:
