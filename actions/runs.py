@@ -183,8 +183,8 @@ def _customer_details(recipients) -> dict[int, dict]:
     ids = {r.scope.id for r in recipients if r.scope.kind == ScopeKind.CUSTOMER}
     if not ids:
         return {}
-    rows = Customer.objects.filter(pk__in=ids).values("pk", "number", "name", "city")
-    return {row.pop("pk"): row for row in rows}
+    rows = Customer.objects.filter(pk__in=ids).values_list("pk", "number", "name", "city")
+    return {pk: {"number": number, "name": name, "city": city} for pk, number, name, city in rows}
 
 
 def _details_of(recipient, customers: dict[int, dict]) -> dict | None:

@@ -8,6 +8,8 @@ then deleted by primary key.
 import datetime
 import logging
 from collections import Counter
+from collections.abc import Sequence
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -63,11 +65,11 @@ def purge_outbox(*, now: datetime.datetime | None = None, batch_size: int = BATC
             _keep_sent_counts(locked)
             batch = OutboxMessage.objects.filter(pk__in=doomed)
             _total, per_model = batch.delete()
-            transaction.on_commit(lambda names=names: _delete_files(storage, names))
+            transaction.on_commit(partial(_delete_files, storage, names))
         deleted += per_model.get(OutboxMessage._meta.label, 0)
 
 
-def _keep_sent_counts(rows: list[tuple[int, str, int | None]]) -> None:
+def _keep_sent_counts(rows: Sequence[tuple[int, str, int | None]]) -> None:
     """An action's sent count is a lifetime count: before its sent mails leave the
     outbox, they are added to the action's purged count, in the deleting transaction
     (so a list page sees either the mails or the count, never both or neither)."""
@@ -81,7 +83,7 @@ def _keep_sent_counts(rows: list[tuple[int, str, int | None]]) -> None:
     for action_id, count in per_action.items():
         by_count.setdefault(count, []).append(action_id)
     for count, action_ids in sorted(by_count.items()):
-        action_model.objects.filter(pk__in=sorted(action_ids)).update(
+        action_model._default_manager.filter(pk__in=sorted(action_ids)).update(
             purged_sent_count=F("purged_sent_count") + count
         )
 

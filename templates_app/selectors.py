@@ -79,11 +79,11 @@ def deletable_templates(*, user) -> QuerySet[MailTemplate]:
 
 def recipient_details(recipient) -> dict:
     """The customer or user behind a recipient, as plain data for the placeholders."""
-    details = {"customer": {}, "user": {}}
+    details: dict[str, dict] = {"customer": {}, "user": {}}
     scope = recipient.scope
     if scope.kind == ScopeKind.CUSTOMER:
         customer = Customer.objects.filter(pk=scope.id).values("number", "name", "city").first()
-        details["customer"] = customer or {}
+        details["customer"] = dict(customer or {})
     elif scope.kind == ScopeKind.USER:
         user = (
             get_user_model()

@@ -61,6 +61,8 @@ def test_connection(
     try:
         session.open()
         client = session.client
+        if client is None:
+            raise RuntimeError("open() left no client")
         code, message = client.mail(sender)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, message, sender)
@@ -73,8 +75,12 @@ def test_connection(
     except Exception as exc:
         # After a refusal the server still listens and deserves a QUIT; after a 421 or a
         # failed greeting it has hung up.
-        code, _text = reply_of(exc)
-        if code is not None and code != 421 and not isinstance(exc, smtplib.SMTPConnectError):
+        failed_code, _text = reply_of(exc)
+        if (
+            failed_code is not None
+            and failed_code != 421
+            and not isinstance(exc, smtplib.SMTPConnectError)
+        ):
             session.close()
         else:
             session.hang_up()
@@ -89,7 +95,8 @@ def test_connection(
 
 
 # Not a pytest test, despite the name.
-test_connection.__test__ = False
+# (pytest's marker; a function has no such attribute for type checkers)
+test_connection.__test__ = False  # type: ignore[attr-defined]
 
 
 def _exception_reply(exc: BaseException) -> tuple[int, str] | None:
@@ -182,7 +189,8 @@ def send_test_mail(
         sent = session.send_raw(
             bare_address(message.from_email, encoding),
             [bare_address(address, encoding) for address in message.recipients()],
-            message.message().as_bytes(linesep="\r\n"),
+            # Django's message classes take linesep; the email package's base does not.
+            message.message().as_bytes(linesep="\r\n"),  # type: ignore[call-arg]
         )
     except Exception as exc:
         session.close()
@@ -198,12 +206,13 @@ def send_test_mail(
             started=started,
             transcript=transcript,
         )
+    code = sent.reply_code or 250
     return _report(
         configuration,
         ok=True,
         verdict=_("Test mail accepted by the server: %(reply)s")
-        % {"reply": format_reply(sent.reply_code, sent.reply_text)},
+        % {"reply": format_reply(code, sent.reply_text)},
         started=started,
         transcript=transcript,
-        reply=(sent.reply_code, sent.reply_text),
+        reply=(code, sent.reply_text),
     )

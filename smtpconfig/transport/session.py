@@ -110,7 +110,7 @@ class SmtpSession(MailerSession):
         super().__init__(configuration, transcript=transcript)
         # A time.monotonic() value that bounds the whole session (the connection test).
         self.deadline = deadline
-        self.client: TranscriptSMTP | None = None
+        self.client: TranscriptSMTP | TranscriptSMTP_SSL | None = None
 
     def open(self) -> None:
         """Connect (implicit TLS for SSL/TLS), EHLO, STARTTLS and EHLO again, AUTH when
@@ -152,6 +152,8 @@ class SmtpSession(MailerSession):
         self.sent += 1
         # Pipelined (one round trip for the envelope, one for the content) where the
         # server offers it: on a fast network the round trips, not the bytes, set the pace.
+        if self.client is None:
+            raise RuntimeError("send_raw() before open()")
         refused, (code, text) = pipelining.send_mail(self.client, sender, recipients, data)
         configuration = self.configuration
         return Sent(

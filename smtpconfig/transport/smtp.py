@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -59,7 +60,14 @@ def build_ssl_context(*, verify_certificate: bool = True) -> ssl.SSLContext:
 # smtplib with a transcript --------------------------------------------------------------
 
 
-class _TranscriptMixin:
+# The mixin is only ever combined with smtplib.SMTP (below); type checkers get told so.
+if TYPE_CHECKING:
+    _SMTPBase = smtplib.SMTP
+else:
+    _SMTPBase = object
+
+
+class _TranscriptMixin(_SMTPBase):
     """Records every command and reply of an smtplib session, masking AUTH.
 
     ``transcript`` (a list, or None to record nothing) receives TranscriptLines.
