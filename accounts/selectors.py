@@ -11,7 +11,6 @@ from django.db.models import (
     BooleanField,
     Case,
     CharField,
-    Count,
     Exists,
     IntegerField,
     OuterRef,
@@ -32,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Team
 from actions.models import Action
+from calmail.common.queries import related_count
 from calmail.common.roles import ADMINISTRATOR, POWER_USER, VIEWER, is_administrator
 from compose.models import Draft
 from inventory.models import DistributionList, UserProfile, default_language
@@ -127,29 +127,16 @@ def active_administrators() -> QuerySet:
     )
 
 
-def _count(model, field: str, **conditions) -> Coalesce:
-    # A correlated subquery per count: joining several tables in one GROUP BY would
-    # multiply the rows before counting.
-    subquery = (
-        model.objects.filter(**{field: OuterRef("pk")}, **conditions)
-        .order_by()
-        .values(field)
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(subquery, output_field=IntegerField()), 0)
-
-
 def team_list() -> QuerySet[Team]:
     """Every team with what belongs to it: member_count, action_count, template_count,
     list_count, and recent_mail_count (mails of the last RECENT_MAIL_DAYS days)."""
     since = timezone.now() - datetime.timedelta(days=RECENT_MAIL_DAYS)
     return Team.objects.annotate(
-        member_count=_count(get_user_model().groups.through, "group"),
-        action_count=_count(Action, "group"),
-        template_count=_count(MailTemplate, "owner_group"),
-        list_count=_count(DistributionList, "owner_group"),
-        recent_mail_count=_count(OutboxMessage, "owner_group", created_at__gte=since),
+        member_count=related_count(get_user_model().groups.through, "group"),
+        action_count=related_count(Action, "group"),
+        template_count=related_count(MailTemplate, "owner_group"),
+        list_count=related_count(DistributionList, "owner_group"),
+        recent_mail_count=related_count(OutboxMessage, "owner_group", created_at__gte=since),
     )
 
 

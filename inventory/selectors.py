@@ -12,9 +12,9 @@ from enum import StrEnum
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 
+from calmail.common.queries import related_count
 from calmail.common.roles import ROLE_NAMES, is_administrator, team_groups
 from inventory.models import (
     Customer,
@@ -110,28 +110,15 @@ def owner_group_choices(*, user) -> QuerySet[Group]:
 # --- list pages ---------------------------------------------------------------------------
 
 
-def _count(model, field: str) -> Coalesce:
-    # A correlated subquery per count: joining three many-to-many tables in one
-    # GROUP BY would multiply the rows before counting.
-    subquery = (
-        model.objects.filter(**{field: OuterRef("pk")})
-        .order_by()
-        .values(field)
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(subquery, output_field=IntegerField()), 0)
-
-
 def distribution_list_list(*, user) -> QuerySet[DistributionList]:
     """Visible lists with their member counts (user_count, customer_count, address_count)."""
     return (
         visible_distribution_lists(user=user)
         .select_related("owner_group")
         .annotate(
-            user_count=_count(DistributionList.users.through, "distributionlist"),
-            customer_count=_count(DistributionList.customers.through, "distributionlist"),
-            address_count=_count(DistributionListAddress, "distribution_list"),
+            user_count=related_count(DistributionList.users.through, "distributionlist"),
+            customer_count=related_count(DistributionList.customers.through, "distributionlist"),
+            address_count=related_count(DistributionListAddress, "distribution_list"),
         )
     )
 
@@ -156,7 +143,7 @@ def customer_list(*, user) -> QuerySet[Customer]:
     if not user.has_perm("inventory.view_customer"):
         return Customer.objects.none()
     return Customer.objects.prefetch_related("contacts").annotate(
-        instrument_count=_count(Instrument, "customer")
+        instrument_count=related_count(Instrument, "customer")
     )
 
 
