@@ -1,8 +1,11 @@
 """Reads of users and teams: the list pages, what still refers to a user or a team, and
 the administrators that must remain."""
 
+from __future__ import annotations
+
 import datetime
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -39,6 +42,9 @@ from mailbox.models import OutboxMessage
 from maillog.models import LogEntry
 from templates_app.models import MailTemplate
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, Group, User
+
 VIEW_USERS = "auth.view_user"
 ADD_USER = "auth.add_user"
 CHANGE_USER = "auth.change_user"
@@ -52,14 +58,14 @@ DELETE_TEAM = "accounts.delete_team"
 RECENT_MAIL_DAYS = 30
 
 
-def may_manage_people(user, permission: str) -> bool:
+def may_manage_people(user: User | AnonymousUser, permission: str) -> bool:
     """Users & teams are for administrators only: the permission alone is not enough (it
     could be handed to another role in Django admin, and whoever manages users can make
     themselves administrator)."""
     return user.is_authenticated and user.has_perm(permission) and is_administrator(user)
 
 
-def _in_role(role: str):
+def _in_role(role: str) -> Exists:
     return Exists(
         get_user_model().groups.through.objects.filter(user=OuterRef("pk"), group__name=role)
     )
@@ -140,7 +146,7 @@ def team_list() -> QuerySet[Team]:
     )
 
 
-def team_members(team) -> QuerySet:
+def team_members(team: Group) -> QuerySet[User]:
     return get_user_model().objects.filter(groups=team).order_by("username")
 
 
@@ -153,15 +159,15 @@ class Dependent:
     count: int
     url: str = ""
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.label}: {self.count}"
 
 
-def _url(name: str, **query) -> str:
+def _url(name: str, **query: str | int) -> str:
     return f"{reverse(name)}?{urlencode(query)}"
 
 
-def team_dependents(team) -> list[Dependent]:
+def team_dependents(team: Group) -> list[Dependent]:
     """What keeps a team from being deleted: its actions, templates, distribution lists and
     mails (their visibility hangs on the team). Members do not: they just leave it."""
     found = [
@@ -190,7 +196,7 @@ def team_dependents(team) -> list[Dependent]:
     return [dependent for dependent in found if dependent.count]
 
 
-def user_references(user) -> list[Dependent]:
+def user_references(user: User) -> list[Dependent]:
     """What a user has left behind that must keep pointing at them: mails they created,
     log entries they caused (audit trail, sign-ins), drafts. Such a user is deactivated,
     never deleted."""
@@ -210,7 +216,7 @@ def user_references(user) -> list[Dependent]:
     return [dependent for dependent in found if dependent.count]
 
 
-def stored_language(user) -> str:
+def stored_language(user: User) -> str:
     """The language in the user's profile, "" if they never had one (then the browser's
     or the installation's language applies)."""
     return UserProfile.objects.filter(user=user).values_list("language", flat=True).first() or ""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -37,7 +37,7 @@ USER_FIELDS = ("username", "first_name", "last_name", "email", "is_active")
 # --- users -------------------------------------------------------------------------------
 
 
-def _user_state(user) -> dict:
+def _user_state(user: User) -> dict:
     """What the audit trail compares before and after a change of a user."""
     return {
         "username": user.username,
@@ -51,7 +51,7 @@ def _user_state(user) -> dict:
     }
 
 
-def _audit_user(user, action: str, before: dict) -> None:
+def _audit_user(user: User, action: str, before: dict) -> None:
     changes = diff_fields(before, _user_state(user) if action != AuditAction.DELETED else {})
     if action == AuditAction.UPDATED and not changes:
         return
@@ -64,7 +64,7 @@ def _lock_administrators() -> None:
     Group.objects.select_for_update().filter(name=ADMINISTRATOR).first()
 
 
-def _is_active_administrator(user) -> bool:
+def _is_active_administrator(user: User) -> bool:
     return active_administrators().filter(pk=user.pk).exists()
 
 
@@ -81,7 +81,7 @@ def _ensure_an_administrator_remains(*, was_administrator: bool) -> None:
         )
 
 
-def _check_email(email: str, *, exclude_pk=None) -> None:
+def _check_email(email: str, *, exclude_pk: int | None = None) -> None:
     if not email:
         return
     others = get_user_model().objects.filter(email__iexact=email)
@@ -103,7 +103,7 @@ def _check_language(language: str) -> None:
         raise ValidationError({"language": _("Choose a language calmail speaks.")}, code="language")
 
 
-def _apply_role(user, role: str) -> None:
+def _apply_role(user: User, role: str) -> None:
     """Exactly one role group. Leaving the administrator role also ends superuser and
     Django admin rights, or the role would not say what the user may do."""
     roles = list(Group.objects.filter(name__in=ROLE_NAMES))
@@ -114,7 +114,7 @@ def _apply_role(user, role: str) -> None:
         user.save(update_fields=["is_superuser", "is_staff"])
 
 
-def _apply_teams(user, teams: Iterable[Group]) -> None:
+def _apply_teams(user: User, teams: Iterable[Group]) -> None:
     wanted = {team.pk for team in teams}
     current = set(Team.objects.filter(user=user).values_list("pk", flat=True))
     if wanted - current:
@@ -123,7 +123,7 @@ def _apply_teams(user, teams: Iterable[Group]) -> None:
         user.groups.remove(*Team.objects.filter(pk__in=current - wanted))
 
 
-def _clean_user(user) -> None:
+def _clean_user(user: User) -> None:
     user.username = user.username.strip()
     user.email = get_user_model().objects.normalize_email(user.email.strip())
     user.full_clean(exclude=["password", "last_login"])
@@ -141,7 +141,7 @@ def user_create(
     language: str | None = None,
     is_active: bool = True,
     password: str | None = None,
-):
+) -> User:
     """A new user with exactly one role. Without a password the user cannot sign in
     until they set one through a link (user_send_password_link) or an administrator
     sets it."""
@@ -182,7 +182,7 @@ def user_create(
 @transaction.atomic
 def user_update(
     *,
-    user,
+    user: User,
     username: str,
     role: str,
     email: str = "",
@@ -217,14 +217,14 @@ def user_update(
     return diff_fields(before, after)
 
 
-def user_deactivate_refusal(*, user, acting_user=None) -> str | None:
+def user_deactivate_refusal(*, user: User, acting_user: User | None = None) -> str | None:
     if acting_user is not None and acting_user.pk == user.pk:
         return _("You cannot deactivate yourself: another administrator can.")
     return None
 
 
 @transaction.atomic
-def user_set_active(*, user, active: bool, acting_user=None) -> bool:
+def user_set_active(*, user: User, active: bool, acting_user: User | None = None) -> bool:
     """Deactivate (cannot sign in; everything they did stays) or reactivate a user.
     Returns whether anything changed."""
     _lock_administrators()
@@ -244,7 +244,7 @@ def user_set_active(*, user, active: bool, acting_user=None) -> bool:
 
 
 @transaction.atomic
-def user_set_password(*, user, password: str) -> None:
+def user_set_password(*, user: User, password: str) -> None:
     """Set a password chosen by an administrator (Django's validators apply). The audit
     trail records only that it changed."""
     password_validation.validate_password(password, user)
@@ -258,7 +258,7 @@ def user_set_password(*, user, password: str) -> None:
     )
 
 
-def user_unlock(*, user) -> int:
+def user_unlock(*, user: User) -> int:
     """Lift django-axes' sign-in lock of this user name (all its failed attempts, from
     every address). Returns how many attempt records were cleared."""
     cleared = axes_reset(username=user.get_username())
@@ -273,7 +273,7 @@ def user_unlock(*, user) -> int:
     return cleared
 
 
-def password_link(user) -> str:
+def password_link(user: User) -> str:
     """The absolute link of Django's password reset flow for this user: valid until the
     password changes or PASSWORD_RESET_TIMEOUT passes, whichever comes first."""
     path = reverse(
@@ -300,7 +300,7 @@ FORGOTTEN_MESSAGE = gettext_noop("Forgotten password: link for %(user)s sent to 
 FORGOTTEN_LINK_INTERVAL_MINUTES = 5
 
 
-def forgotten_link_sent_recently(user) -> bool:
+def forgotten_link_sent_recently(user: User) -> bool:
     since = timezone.now() - datetime.timedelta(minutes=FORGOTTEN_LINK_INTERVAL_MINUTES)
     return LogEntry.objects.filter(
         category=Category.USERS,
@@ -312,7 +312,9 @@ def forgotten_link_sent_recently(user) -> bool:
 
 
 @transaction.atomic
-def user_send_password_link(*, user, created_by=None, reason: str = "admin") -> OutboxMessage:
+def user_send_password_link(
+    *, user: User, created_by: User | None = None, reason: str = "admin"
+) -> OutboxMessage:
     """Mail the user a link to set their password, through the outbox and the default
     SMTP configuration like every other mail, in the user's language. `reason` is
     "admin" (an administrator sent it) or "forgotten" (the login page's form)."""
@@ -376,7 +378,7 @@ def user_send_password_link(*, user, created_by=None, reason: str = "admin") -> 
     return message
 
 
-def user_delete_refusal(*, user, acting_user=None) -> str | None:
+def user_delete_refusal(*, user: User, acting_user: User | None = None) -> str | None:
     """Why the user cannot be deleted (None if they can): whoever left traces in mails
     or the Log stays, deactivated, so that the record keeps naming them."""
     if acting_user is not None and acting_user.pk == user.pk:
@@ -393,7 +395,7 @@ def user_delete_refusal(*, user, acting_user=None) -> str | None:
 
 
 @transaction.atomic
-def user_delete(*, user, acting_user=None) -> None:
+def user_delete(*, user: User, acting_user: User | None = None) -> None:
     """Delete a user who has left nothing behind (see user_delete_refusal)."""
     _lock_administrators()
     refusal = user_delete_refusal(user=user, acting_user=acting_user)
@@ -414,7 +416,7 @@ def user_delete(*, user, acting_user=None) -> None:
 # --- teams -------------------------------------------------------------------------------
 
 
-def _clean_team_name(name: str, *, exclude_pk=None) -> str:
+def _clean_team_name(name: str, *, exclude_pk: int | None = None) -> str:
     name = " ".join(name.split())
     if not name:
         raise ValidationError({"name": _("Enter a name.")}, code="required")
@@ -439,7 +441,7 @@ def _clean_team_name(name: str, *, exclude_pk=None) -> str:
     return name
 
 
-def _team_state(team) -> dict:
+def _team_state(team: Group) -> dict:
     return {
         "name": team.name,
         "members": sorted(
@@ -448,7 +450,7 @@ def _team_state(team) -> dict:
     }
 
 
-def _set_members(team, members: Iterable) -> None:
+def _set_members(team: Group, members: Iterable) -> None:
     team.user_set.set(list(members))
 
 
@@ -481,7 +483,7 @@ def team_update(*, team: Team, name: str, members: Iterable | None = None) -> di
     return changes
 
 
-def team_ensure_default(*, user=None) -> tuple[Team, bool]:
+def team_ensure_default(*, user: User | None = None) -> tuple[Team, bool]:
     """The first team, or the default one made for a first run with `user` in it
     (calmail.common.teams.ensure_default_team); a new team is in the audit trail."""
     group, created = ensure_default_team(user=user)

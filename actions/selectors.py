@@ -12,12 +12,19 @@ deletes are added to Action.purged_sent_count in the same transaction, so the co
 purged + live and never drops.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from actions.models import Action, ActionRun
 from calmail.common.roles import is_administrator
 from mailbox.models import OutboxMessage, Status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 VIEW = "actions.view_action"
 ADD = "actions.add_action"
@@ -26,7 +33,7 @@ DELETE = "actions.delete_action"
 VIEW_RUNS = "actions.view_actionrun"
 
 
-def visible_actions(*, user) -> QuerySet[Action]:
+def visible_actions(*, user: User | AnonymousUser) -> QuerySet[Action]:
     if not user.is_authenticated or not user.has_perm(VIEW):
         return Action.objects.none()
     if is_administrator(user):
@@ -47,7 +54,7 @@ def with_sent_count(queryset: QuerySet[Action]) -> QuerySet[Action]:
     )
 
 
-def action_list(*, user) -> QuerySet[Action]:
+def action_list(*, user: User | AnonymousUser) -> QuerySet[Action]:
     return with_sent_count(
         visible_actions(user=user).select_related("group", "template", "smtp_configuration")
     )
@@ -62,7 +69,7 @@ def sent_count(action: Action) -> int:
     )
 
 
-def run_list(*, user, action: Action) -> QuerySet[ActionRun]:
+def run_list(*, user: User | AnonymousUser, action: Action) -> QuerySet[ActionRun]:
     if not user.has_perm(VIEW_RUNS) or not visible_actions(user=user).filter(pk=action.pk).exists():
         return ActionRun.objects.none()
     return action.runs.all()
@@ -71,7 +78,7 @@ def run_list(*, user, action: Action) -> QuerySet[ActionRun]:
 class ActionRights:
     """What one user may do with actions, worked out once (a list page asks per row)."""
 
-    def __init__(self, user):
+    def __init__(self, user: User | AnonymousUser) -> None:
         self.user = user
         self.administrator = is_administrator(user)
         self.group_ids = (

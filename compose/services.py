@@ -5,8 +5,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -16,11 +18,15 @@ from django.utils.translation import gettext as _
 from calmail.common.html import sanitise_body_html
 from calmail.common.mailtypes import AttachmentSpec
 from compose.models import Draft, DraftAttachment, SendMode
-from inventory.recipients import Recipient, Resolution, resolve_selection
+from inventory.recipients import Recipient, Resolution, Skipped, resolve_selection
 from mailbox.models import OutboxMessage, Source
 from mailbox.services import enqueue
 from templates_app.rendering import html_to_text
 from templates_app.services import render_for_recipient
+
+if TYPE_CHECKING:
+    # For the annotation only.
+    from templates_app.models import MailTemplate
 
 # Files that run when opened: refused by name, whatever their content.
 DANGEROUS_EXTENSIONS = frozenset(
@@ -75,7 +81,7 @@ def _content_type(filename: str, given: str = "") -> str:
 
 
 def draft_add_attachment(
-    *, draft: Draft, filename: str, content: bytes, content_type: str = "", exported=False
+    *, draft: Draft, filename: str, content: bytes, content_type: str = "", exported: bool = False
 ) -> DraftAttachment:
     """Store a file with the draft (under compose/drafts/ in the default storage)."""
     name = PurePath(filename.replace("\\", "/")).name
@@ -97,7 +103,7 @@ def draft_remove_attachments(*, draft: Draft, ids: Sequence[int]) -> None:
         attachment.delete()
 
 
-def draft_save(*, owner, draft: Draft | None, values: dict) -> Draft:
+def draft_save(*, owner: User, draft: Draft | None, values: dict) -> Draft:
     """Create or update a draft with the given field values, valid or not (a draft keeps
     what was typed; the checks run on preview and send)."""
     if draft is None:
@@ -120,7 +126,9 @@ def draft_delete(*, draft: Draft) -> None:
 # --- templates ------------------------------------------------------------------------------
 
 
-def draft_apply_template(*, draft: Draft, template, recipient: Recipient) -> list[str]:
+def draft_apply_template(
+    *, draft: Draft, template: "MailTemplate", recipient: Recipient
+) -> list[str]:
     """Fill subject, text, sender and the report attachment in from a template rendered
     for one recipient; everything stays editable. Returns notes for the user (e.g. why the
     report was not attached). Raises TemplateRenderError."""
@@ -179,7 +187,7 @@ class PlannedMail:
 @dataclass
 class Plan:
     mails: list[PlannedMail] = field(default_factory=list)
-    skipped: list = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def plan_mails(*, to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], mode: str) -> Plan:
@@ -209,7 +217,9 @@ def body_text_for(body_html: str) -> str:
 
 
 @transaction.atomic
-def draft_send(*, draft: Draft, user, plan: Plan | None = None) -> tuple[str, list[OutboxMessage]]:
+def draft_send(
+    *, draft: Draft, user: User, plan: Plan | None = None
+) -> tuple[str, list[OutboxMessage]]:
     """Put the draft's mails in the outbox (one per To recipient or one for all), then
     delete the draft. Returns the batch id (stored in each mail's parameters, so the
     outbox can be filtered to them) and the mails. Raises ValidationError per field."""

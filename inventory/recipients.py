@@ -18,18 +18,19 @@ guessed id reveals neither a name nor whether it exists.
 """
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import validate_email
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -72,6 +73,8 @@ class TokenKind(StrEnum):
 
 REFERENCE_KINDS = (TokenKind.USER, TokenKind.CUSTOMER, TokenKind.LIST, TokenKind.SYSTEM)
 MAX_NAME_LENGTH = 200
+
+_M = TypeVar("_M", bound=Model)
 
 
 def format_address(email: str, name: str = "") -> str:
@@ -124,10 +127,10 @@ class Resolution:
     recipients: list[Recipient] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Recipient]:
         return iter(self.recipients)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.recipients)
 
     @property
@@ -255,20 +258,20 @@ def split_recipient_text(text: str) -> list[str]:
 # --- loading ------------------------------------------------------------------------------
 
 
-def _user_queryset():
+def _user_queryset() -> QuerySet[User]:
     return get_user_model().objects.select_related("profile")
 
 
-def _customer_queryset():
+def _customer_queryset() -> QuerySet[Customer]:
     return Customer.objects.prefetch_related("contacts")
 
 
 @dataclass
 class _Loaded:
-    users: dict
-    customers: dict
-    lists: dict
-    systems: dict
+    users: dict[int, User]
+    customers: dict[int, Customer]
+    lists: dict[int, DistributionList]
+    systems: dict[int, SystemAddress]
 
 
 def _ids_by_kind(items: Iterable[SelectionItem]) -> dict[TokenKind, set[int]]:
@@ -283,7 +286,7 @@ def _load(items: Sequence[SelectionItem]) -> _Loaded:
     """One or a few queries per kind of token, only for the kinds present."""
     ids = _ids_by_kind(items)
 
-    def by_pk(queryset, kind):
+    def by_pk(queryset: QuerySet[_M], kind: TokenKind) -> dict[int, _M]:
         if not ids[kind]:
             return {}
         return {obj.pk: obj for obj in queryset.filter(pk__in=ids[kind])}
@@ -304,11 +307,11 @@ def _load(items: Sequence[SelectionItem]) -> _Loaded:
     )
 
 
-def user_display_name(user) -> str:
+def user_display_name(user: User) -> str:
     return user.get_full_name() or user.get_username()
 
 
-def user_language(user) -> str:
+def user_language(user: User) -> str:
     """The user's profile language; the installation's language without a profile."""
     try:
         return user.profile.language
@@ -320,7 +323,7 @@ def user_language(user) -> str:
 
 
 class _Collector:
-    def __init__(self):
+    def __init__(self) -> None:
         self.resolution = Resolution()
         self._seen: set[str] = set()
 
@@ -333,7 +336,7 @@ class _Collector:
     def skip(self, source: str, label: str, reason: str) -> None:
         self.resolution.skipped.append(Skipped(source=source, label=label, reason=reason))
 
-    def add_user(self, user, *, via: str = "") -> None:
+    def add_user(self, user: User, *, via: str = "") -> None:
         source, label = f"user:{user.pk}", user_display_name(user)
         if not user.is_active:
             self.skip(source, label, _("the user is deactivated"))
@@ -353,7 +356,7 @@ class _Collector:
                 )
             )
 
-    def add_customer(self, customer, *, via: str = "") -> None:
+    def add_customer(self, customer: Customer, *, via: str = "") -> None:
         source = f"customer:{customer.pk}"
         contacts = list(customer.contacts.all())
         if not contacts:
@@ -372,7 +375,7 @@ class _Collector:
                 )
             )
 
-    def add_list(self, distribution_list) -> None:
+    def add_list(self, distribution_list: DistributionList) -> None:
         via = distribution_list.name
         users = list(distribution_list.users.all())
         customers = list(distribution_list.customers.all())
@@ -399,7 +402,7 @@ class _Collector:
                 )
             )
 
-    def add_system(self, system_address) -> None:
+    def add_system(self, system_address: SystemAddress) -> None:
         self.add(
             Recipient(
                 email=system_address.email,
@@ -457,16 +460,17 @@ def resolve_selection(selection: Iterable[SelectionItem | str]) -> Resolution:
 
 def resolve_recipients(
     *,
-    users: Iterable = (),
-    customers: Iterable = (),
-    distribution_lists: Iterable = (),
-    system_addresses: Iterable = (),
+    users: Iterable[User | int] = (),
+    customers: Iterable[Customer | int] = (),
+    distribution_lists: Iterable[DistributionList | int] = (),
+    system_addresses: Iterable[SystemAddress | int] = (),
     addresses: Iterable[str] = (),
 ) -> Resolution:
     """Resolve a selection given by kind (instances or ids; typed addresses as text), in
     this order: users, customers, distribution lists, system addresses, typed addresses."""
 
-    def refs(kind, objects):
+    # Any: instances or ids, read duck-typed (an instance's pk, else the value itself).
+    def refs(kind: TokenKind, objects: Iterable[Any]) -> list[SelectionItem]:
         return [SelectionItem(kind=kind, pk=int(getattr(obj, "pk", obj))) for obj in objects]
 
     items = [
@@ -492,7 +496,7 @@ def _parse_typed(text: str) -> SelectionItem:
 # --- checks and labels --------------------------------------------------------------------
 
 
-def usable_references(*, user) -> dict[TokenKind, QuerySet]:
+def usable_references(*, user: User | AnonymousUser) -> dict[TokenKind, QuerySet]:
     """What a user may pick as a recipient, and so see, per kind of reference: active
     users, customers and system addresses with the view permission, and the distribution
     lists visible to the user (visible_distribution_lists). Nothing without a role."""
@@ -516,7 +520,9 @@ def usable_references(*, user) -> dict[TokenKind, QuerySet]:
     }
 
 
-def _usable_ids(items: Iterable[SelectionItem], *, user) -> dict[TokenKind, set[int]]:
+def _usable_ids(
+    items: Iterable[SelectionItem], *, user: User | AnonymousUser
+) -> dict[TokenKind, set[int]]:
     """Of the items' references, the ids the user may use (one query per kind present)."""
     ids = _ids_by_kind(items)
     return {
@@ -527,7 +533,9 @@ def _usable_ids(items: Iterable[SelectionItem], *, user) -> dict[TokenKind, set[
     }
 
 
-def check_selection(selection: Iterable[SelectionItem | str], *, user) -> list[SelectionItem]:
+def check_selection(
+    selection: Iterable[SelectionItem | str], *, user: User | AnonymousUser
+) -> list[SelectionItem]:
     """Parse and check a selection a user made: every reference must exist and be usable
     by the user (usable_references). Returns the parsed items or raises ValidationError
     listing every problem."""
@@ -547,7 +555,9 @@ def check_selection(selection: Iterable[SelectionItem | str], *, user) -> list[S
     return items
 
 
-def unavailable_references(tokens: Sequence[str], *, user) -> list[tuple[int, SelectionItem]]:
+def unavailable_references(
+    tokens: Sequence[str], *, user: User | AnonymousUser
+) -> list[tuple[int, SelectionItem]]:
     """The references among the tokens that the user may not use, with their position
     (from 1), for an error that points at the token. A missing object and one the user
     may not see are alike. Tokens that do not parse are left to parse_tokens()."""
@@ -595,7 +605,9 @@ KIND_LABELS = {
 MAX_SEARCH_WORDS = 5
 
 
-def _words_filter(words: list[str], fields: Sequence[str], extra=None) -> Q:
+def _words_filter(
+    words: list[str], fields: Sequence[str], extra: Callable[[str], Q] | None = None
+) -> Q:
     """Every word must match one of the fields (so "max muster" finds Max Muster)."""
     condition = Q()
     for word in words:
@@ -608,7 +620,7 @@ def _words_filter(words: list[str], fields: Sequence[str], extra=None) -> Q:
     return condition
 
 
-def _user_choice(user) -> Choice:
+def _user_choice(user: User) -> Choice:
     return Choice(
         token=f"user:{user.pk}",
         label=user_display_name(user),
@@ -617,7 +629,7 @@ def _user_choice(user) -> Choice:
     )
 
 
-def _customer_choice(customer) -> Choice:
+def _customer_choice(customer: Customer) -> Choice:
     return Choice(
         token=f"customer:{customer.pk}",
         label=customer.label,
@@ -626,7 +638,7 @@ def _customer_choice(customer) -> Choice:
     )
 
 
-def _list_choice(distribution_list) -> Choice:
+def _list_choice(distribution_list: DistributionList) -> Choice:
     return Choice(
         token=f"list:{distribution_list.pk}",
         label=distribution_list.name,
@@ -635,7 +647,7 @@ def _list_choice(distribution_list) -> Choice:
     )
 
 
-def _system_choice(system_address) -> Choice:
+def _system_choice(system_address: SystemAddress) -> Choice:
     return Choice(
         token=f"system:{system_address.pk}",
         label=system_address.name,
@@ -644,7 +656,7 @@ def _system_choice(system_address) -> Choice:
     )
 
 
-def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
+def search_recipients(query: str, *, user: User | AnonymousUser, limit: int = 20) -> list[Choice]:
     """Users, customers (number, name, contact addresses), distribution lists and system
     addresses the user may use (usable_references) matching every word of the query,
     grouped in that order.
@@ -712,7 +724,9 @@ def search_recipients(query: str, *, user, limit: int = 20) -> list[Choice]:
     return choices
 
 
-def describe_selection(selection: Iterable[SelectionItem | str], *, user) -> list[Choice]:
+def describe_selection(
+    selection: Iterable[SelectionItem | str], *, user: User | AnonymousUser
+) -> list[Choice]:
     """Labels for stored tokens (to show a saved selection again), in the same order.
 
     Only what the user may use (usable_references) is described; a reference to anything
@@ -726,7 +740,7 @@ def describe_selection(selection: Iterable[SelectionItem | str], *, user) -> lis
         kind: {obj.pk: obj for obj in queryset.filter(pk__in=ids[kind])} if ids[kind] else {}
         for kind, queryset in usable.items()
     }
-    make = {
+    make: dict[TokenKind, Callable[[Any], Choice]] = {
         TokenKind.USER: _user_choice,
         TokenKind.CUSTOMER: _customer_choice,
         TokenKind.LIST: _list_choice,
@@ -753,7 +767,7 @@ def describe_selection(selection: Iterable[SelectionItem | str], *, user) -> lis
     return choices
 
 
-def describe_text(text: str, *, user) -> list[dict]:
+def describe_text(text: str, *, user: User | AnonymousUser) -> list[dict]:
     """describe_selection for a recipient field's text, as the search endpoint answers:
     the recipient picker's chips for the tokens a field holds already."""
     return [

@@ -9,10 +9,11 @@ range scan: instruments by (customer, next_due_date), (responsible, next_due_dat
 import datetime
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.db.models import Q, QuerySet
+from django.contrib.auth.models import AnonymousUser, Group, User
+from django.db.models import Model, Q, QuerySet
 
 from calmail.common.queries import related_count
 from calmail.common.roles import ROLE_NAMES, is_administrator, team_groups
@@ -29,6 +30,8 @@ from inventory.models import (
 )
 
 DEFAULT_DUE_WINDOW_DAYS = 30
+
+_M = TypeVar("_M", bound=Model)
 
 
 class ScopeKind(StrEnum):
@@ -47,11 +50,11 @@ class Scope:
     kind: ScopeKind
     id: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if (self.kind == ScopeKind.ALL) != (self.id is None):
             raise ValueError(f"Scope {self.kind} needs {'no' if self.id else 'an'} id")
 
-    def __str__(self):
+    def __str__(self) -> str:
         return str(self.kind) if self.id is None else f"{self.kind}:{self.id}"
 
     @classmethod
@@ -78,7 +81,7 @@ class Scope:
 # --- visibility ---------------------------------------------------------------------------
 
 
-def has_role(user) -> bool:
+def has_role(user: User | AnonymousUser) -> bool:
     """Logged in with one of the three roles (or a superuser)."""
     if not user.is_authenticated or not user.is_active:
         return False
@@ -87,7 +90,7 @@ def has_role(user) -> bool:
     return user.groups.filter(name__in=ROLE_NAMES).exists()
 
 
-def visible_distribution_lists(*, user) -> QuerySet[DistributionList]:
+def visible_distribution_lists(*, user: User | AnonymousUser) -> QuerySet[DistributionList]:
     """Lists the user may see: with the view permission, those without an owner group and
     those of the user's groups; administrators see all."""
     if not user.has_perm("inventory.view_distributionlist"):
@@ -99,7 +102,7 @@ def visible_distribution_lists(*, user) -> QuerySet[DistributionList]:
     )
 
 
-def owner_group_choices(*, user) -> QuerySet[Group]:
+def owner_group_choices(*, user: User | AnonymousUser) -> QuerySet[Group]:
     """Groups a user may make a distribution list's owner: teams, never roles.
     Administrators choose any team; others one of their own."""
     if is_administrator(user):
@@ -110,7 +113,7 @@ def owner_group_choices(*, user) -> QuerySet[Group]:
 # --- list pages ---------------------------------------------------------------------------
 
 
-def distribution_list_list(*, user) -> QuerySet[DistributionList]:
+def distribution_list_list(*, user: User | AnonymousUser) -> QuerySet[DistributionList]:
     """Visible lists with their member counts (user_count, customer_count, address_count)."""
     return (
         visible_distribution_lists(user=user)
@@ -123,7 +126,7 @@ def distribution_list_list(*, user) -> QuerySet[DistributionList]:
     )
 
 
-def distribution_list_detail(*, user, pk: int) -> DistributionList:
+def distribution_list_detail(*, user: User | AnonymousUser, pk: int) -> DistributionList:
     """One visible list with its members loaded (raises DoesNotExist otherwise)."""
     return (
         visible_distribution_lists(user=user)
@@ -133,13 +136,13 @@ def distribution_list_detail(*, user, pk: int) -> DistributionList:
     )
 
 
-def system_address_list(*, user) -> QuerySet[SystemAddress]:
+def system_address_list(*, user: User | AnonymousUser) -> QuerySet[SystemAddress]:
     if not user.has_perm("inventory.view_systemaddress"):
         return SystemAddress.objects.none()
     return SystemAddress.objects.all()
 
 
-def customer_list(*, user) -> QuerySet[Customer]:
+def customer_list(*, user: User | AnonymousUser) -> QuerySet[Customer]:
     if not user.has_perm("inventory.view_customer"):
         return Customer.objects.none()
     return Customer.objects.prefetch_related("contacts").annotate(
@@ -147,20 +150,22 @@ def customer_list(*, user) -> QuerySet[Customer]:
     )
 
 
-def instrument_list(*, user) -> QuerySet[Instrument]:
+def instrument_list(*, user: User | AnonymousUser) -> QuerySet[Instrument]:
     if not user.has_perm("inventory.view_instrument"):
         return Instrument.objects.none()
     return Instrument.objects.select_related("customer", "location", "responsible")
 
 
-def active_users():
+def active_users() -> QuerySet[User]:
     return get_user_model().objects.filter(is_active=True)
 
 
 # --- reports ------------------------------------------------------------------------------
 
 
-def _scoped(queryset: QuerySet, scope: Scope, *, customer_field: str, user_field: str) -> QuerySet:
+def _scoped(
+    queryset: QuerySet[_M], scope: Scope, *, customer_field: str, user_field: str
+) -> QuerySet[_M]:
     if scope.kind == ScopeKind.CUSTOMER:
         return queryset.filter(**{f"{customer_field}_id": scope.id})
     if scope.kind == ScopeKind.USER:
@@ -201,13 +206,13 @@ def tickets_for_scope(
 
 
 def filter_due(
-    queryset: QuerySet,
+    queryset: QuerySet[_M],
     *,
     field: str,
     due_filter: str,
     today: datetime.date,
     window_days: int = DEFAULT_DUE_WINDOW_DAYS,
-) -> QuerySet:
+) -> QuerySet[_M]:
     """Rows by their due date `field` (docs/design.md 5.6.3).
 
     due: from today up to and including today + window_days; overdue: before today;

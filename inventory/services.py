@@ -2,13 +2,13 @@
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError, QuerySet
+from django.db.models import Model, ProtectedError, QuerySet
 from django.utils.translation import gettext as _
 
 from inventory.models import (
@@ -48,7 +48,7 @@ def _unique_entries(entries: Iterable[AddressEntry | str]) -> list[AddressEntry]
     return result
 
 
-def _validated(objects: Sequence, field: str) -> None:
+def _validated(objects: Sequence[CustomerContact | DistributionListAddress], field: str) -> None:
     """full_clean() every object; report all problems at once under `field`.
 
     Constraints are not checked here: the entries are already free of repeats, and the
@@ -67,7 +67,7 @@ def _validated(objects: Sequence, field: str) -> None:
         raise ValidationError({field: messages})
 
 
-def _apply(obj, values: dict, fields: Sequence[str]) -> list[str]:
+def _apply(obj: Model, values: dict, fields: Sequence[str]) -> list[str]:
     changed = []
     for name in fields:
         if name in values and getattr(obj, name) != values[name]:
@@ -76,7 +76,9 @@ def _apply(obj, values: dict, fields: Sequence[str]) -> list[str]:
     return changed
 
 
-def copy_name(model, name: str, *, max_length: int = 100) -> str:
+def copy_name(
+    model: type[DistributionList | SystemAddress], name: str, *, max_length: int = 100
+) -> str:
     """A free name for a copy: "Name (copy)", then "Name (copy 2)", … (case-insensitive)."""
     suffix = f" ({_('copy')})"
     number = 2
@@ -91,7 +93,7 @@ def copy_name(model, name: str, *, max_length: int = 100) -> str:
 # --- user profiles ------------------------------------------------------------------------
 
 
-def profile_for(user) -> UserProfile:
+def profile_for(user: User) -> UserProfile:
     """The user's profile, created with the installation's language on first use."""
     try:
         return user.profile
@@ -108,7 +110,7 @@ def profile_for(user) -> UserProfile:
 
 
 @transaction.atomic
-def profile_set_language(*, user, language: str) -> UserProfile:
+def profile_set_language(*, user: User, language: str) -> UserProfile:
     profile = profile_for(user)
     profile.language = language
     profile.full_clean()
@@ -227,7 +229,7 @@ def instruments_recompute_next_due(*, instruments: QuerySet[Instrument] | None =
     return sum(len(pks) for pks in stale.values())
 
 
-def _chunks(items: list, size: int = 500):
+def _chunks(items: list[int], size: int = 500) -> Iterator[list[int]]:
     # SQLite allows only so many parameters per statement.
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -239,8 +241,8 @@ def _chunks(items: list, size: int = 500):
 def _set_members(
     distribution_list: DistributionList,
     *,
-    users: Iterable,
-    customers: Iterable,
+    users: Iterable[User | int],
+    customers: Iterable[Customer | int],
     addresses: Iterable[AddressEntry | str],
 ) -> None:
     entries = _unique_entries(addresses)
@@ -263,8 +265,8 @@ def distribution_list_create(
     name: str,
     description: str = "",
     owner_group: Group | None = None,
-    users: Iterable = (),
-    customers: Iterable = (),
+    users: Iterable[User | int] = (),
+    customers: Iterable[Customer | int] = (),
     addresses: Iterable[AddressEntry | str] = (),
 ) -> DistributionList:
     """Create a list with its members: users and customers (instances or ids) and typed
@@ -291,8 +293,8 @@ def distribution_list_update(
     name: str,
     description: str,
     owner_group: Group | None,
-    users: Iterable,
-    customers: Iterable,
+    users: Iterable[User | int],
+    customers: Iterable[Customer | int],
     addresses: Iterable[AddressEntry | str],
 ) -> None:
     """Replace a list's fields and members."""
@@ -344,7 +346,7 @@ def _list_state(distribution_list: DistributionList) -> dict:
     }
 
 
-def _audit(obj, action: str, before: dict | None, fields) -> None:
+def _audit(obj: Model, action: str, before: dict | None, fields: Iterable[str]) -> None:
     """Audit trail entry (maillog); an update that changed none of `fields` writes none."""
     changes = diff_fields(before, snapshot(obj, fields)) if before is not None else {}
     if action == AuditAction.UPDATED and not changes:
@@ -357,7 +359,7 @@ def _audit(obj, action: str, before: dict | None, fields) -> None:
     )
 
 
-def _delete(obj) -> None:
+def _delete(obj: Model) -> None:
     try:
         obj.delete()
     except ProtectedError as exc:

@@ -1,10 +1,17 @@
 """Reads of the log: which entries a user may see."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
 from calmail.common.roles import is_administrator, team_groups
 from maillog.models import LogEntry
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 VIEW_PERMISSION = "maillog.view_logentry"
 
@@ -14,7 +21,7 @@ def _smtp_configuration_type() -> ContentType:
     return ContentType.objects.get_by_natural_key("smtpconfig", "smtpconfiguration")
 
 
-def log_entry_list(*, user) -> QuerySet[LogEntry]:
+def log_entry_list(*, user: User | AnonymousUser) -> QuerySet[LogEntry]:
     """Administrators see every entry. Others with the view permission see the entries of
     their team groups and of their own actions, except audit entries about SMTP
     configurations (administrators only: they name servers and accounts)."""

@@ -46,11 +46,14 @@ details or changes: `diff_fields` turns the fields named in `secret_fields` into
 DeliveryAttempt rows as a tab of the Log (mailbox.views.DeliveryAttemptListView).
 """
 
+from __future__ import annotations
+
 import datetime
 import decimal
 import json
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -61,12 +64,23 @@ from django.utils.translation import gettext_noop
 from maillog.context import current_user
 from maillog.models import AuditAction, Category, Level, LogEntry, render_message
 
+if TYPE_CHECKING:
+    # Types only: the Log is a sink and imports no section at run time.
+    from django.contrib.auth.models import Group, User
+
+    from mailbox.models import OutboxMessage
+    from smtpconfig.models import SmtpConfiguration
+    from smtpconfig.transport.probe import ConnectionReport
+
+# What JSON can hold (jsonable's result).
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
+
 CHANGED = "changed"
 SYSTEM = "system"
 
 
 class _Current:
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "CURRENT_USER"
 
 
@@ -80,7 +94,11 @@ AUDIT_MESSAGES: dict[str, str] = {
 }
 
 
-def jsonable(value):
+@overload
+def jsonable(value: dict[Any, Any]) -> dict[str, JSONValue]: ...
+@overload
+def jsonable(value: object) -> JSONValue: ...
+def jsonable(value: object) -> JSONValue:
     """A value as JSON can hold it: model instances by their label, dates as ISO text."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -97,7 +115,7 @@ def jsonable(value):
     return str(value)
 
 
-def snapshot(obj, fields: Iterable[str]) -> dict:
+def snapshot(obj: models.Model, fields: Iterable[str]) -> dict:
     """The current values of the named fields, for diff_fields."""
     return {name: getattr(obj, name, None) for name in fields}
 
@@ -121,8 +139,8 @@ def diff_fields(before: dict, after: dict, *, secret_fields: Iterable[str] = ("p
     return changes
 
 
-def _actor_of(actor):
-    if actor is CURRENT_USER:
+def _actor_of(actor: User | _Current | None) -> User | None:
+    if isinstance(actor, _Current):  # CURRENT_USER, its only instance
         return current_user()
     return actor
 
@@ -144,14 +162,14 @@ def log_event(
     message: str,
     level: str = Level.INFO,
     params: dict | None = None,
-    actor=CURRENT_USER,
+    actor: User | _Current | None = CURRENT_USER,
     obj: models.Model | None = None,
     object_label: str = "",
     details: dict | None = None,
-    group=None,
+    group: Group | int | None = None,
     audit_action: str = "",
     changes: dict | None = None,
-    time=None,
+    time: datetime.datetime | None = None,
     actor_label: str | None = None,
 ) -> LogEntry:
     """Write one entry. `message` is an English msgid (mark it with gettext_noop) with
@@ -202,7 +220,7 @@ def log_event(
     return entry
 
 
-def log_scheduler_event(*, message: str, level: str = Level.INFO, **kwargs) -> LogEntry:
+def log_scheduler_event(*, message: str, level: str = Level.INFO, **kwargs: Any) -> LogEntry:
     """log_event for the scheduler (actions app): runs, skipped recipients, missed slots."""
     return log_event(category=Category.SCHEDULER, message=message, level=level, **kwargs)
 
@@ -213,8 +231,8 @@ def log_audit(
     obj: models.Model,
     category: str = Category.CONFIGURATION,
     changes: dict | None = None,
-    actor=CURRENT_USER,
-    group=None,
+    actor: User | _Current | None = CURRENT_USER,
+    group: Group | int | None = None,
     object_label: str = "",
 ) -> LogEntry:
     """Record that obj was created, updated or deleted, with which fields changed how.
@@ -248,7 +266,13 @@ TRANSPORT_CHECK_MESSAGES = {
 }
 
 
-def log_transport_check(*, configuration, kind: str, report, recipient: str = "") -> LogEntry:
+def log_transport_check(
+    *,
+    configuration: SmtpConfiguration,
+    kind: str,
+    report: ConnectionReport,
+    recipient: str = "",
+) -> LogEntry:
     """A connection test ("test") or test mail ("test_mail") of an SMTP configuration and
     its outcome. smtpconfig.transport has redacted the password from the report's texts
     (a server may quote it in a reply)."""
@@ -274,7 +298,7 @@ OUTBOX_MESSAGES = {
 }
 
 
-def log_outbox_action(*, message, action: str) -> LogEntry:
+def log_outbox_action(*, message: OutboxMessage, action: str) -> LogEntry:
     """A resend, cancel or delete of an outbox mail ("resend" | "cancel" | "delete").
     Enqueueing is deliberately not logged per mail: the outbox itself records it."""
     return log_event(

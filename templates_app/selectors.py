@@ -6,7 +6,10 @@ those without an owner group. Changing needs the change permission and, except f
 administrators, a template of one of the user's own groups.
 """
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Prefetch, Q, QuerySet
 
 from calmail.common.roles import is_administrator
@@ -14,13 +17,17 @@ from inventory.models import Customer
 from inventory.selectors import ScopeKind
 from templates_app.models import MailTemplate, MailTemplateTranslation
 
+if TYPE_CHECKING:
+    # For the annotation only.
+    from inventory.recipients import Recipient
+
 VIEW = "templates_app.view_mailtemplate"
 ADD = "templates_app.add_mailtemplate"
 CHANGE = "templates_app.change_mailtemplate"
 DELETE = "templates_app.delete_mailtemplate"
 
 
-def visible_templates(*, user) -> QuerySet[MailTemplate]:
+def visible_templates(*, user: User | AnonymousUser) -> QuerySet[MailTemplate]:
     if not user.has_perm(VIEW):
         return MailTemplate.objects.none()
     if is_administrator(user):
@@ -30,11 +37,11 @@ def visible_templates(*, user) -> QuerySet[MailTemplate]:
     )
 
 
-def template_list(*, user) -> QuerySet[MailTemplate]:
+def template_list(*, user: User | AnonymousUser) -> QuerySet[MailTemplate]:
     return visible_templates(user=user).select_related("owner_group")
 
 
-def template_with_texts(*, user, pk: int) -> MailTemplate:
+def template_with_texts(*, user: User | AnonymousUser, pk: int) -> MailTemplate:
     """One visible template with its translations (raises DoesNotExist otherwise)."""
     return (
         visible_templates(user=user)
@@ -49,7 +56,7 @@ def template_with_texts(*, user, pk: int) -> MailTemplate:
 class TemplateRights:
     """What one user may do with templates, worked out once (a list page asks per row)."""
 
-    def __init__(self, user):
+    def __init__(self, user: User | AnonymousUser) -> None:
         self.user = user
         self.administrator = is_administrator(user)
         self.group_ids = (
@@ -69,7 +76,7 @@ class TemplateRights:
         return self.user.has_perm(ADD)
 
 
-def deletable_templates(*, user) -> QuerySet[MailTemplate]:
+def deletable_templates(*, user: User | AnonymousUser) -> QuerySet[MailTemplate]:
     if not user.has_perm(DELETE):
         return MailTemplate.objects.none()
     if is_administrator(user):
@@ -77,17 +84,22 @@ def deletable_templates(*, user) -> QuerySet[MailTemplate]:
     return MailTemplate.objects.filter(owner_group__in=user.groups.all())
 
 
-def recipient_details(recipient) -> dict:
+def recipient_details(recipient: "Recipient") -> dict[str, dict]:
     """The customer or user behind a recipient, as plain data for the placeholders."""
     details: dict[str, dict] = {"customer": {}, "user": {}}
     scope = recipient.scope
+    # A customer or user scope always has an id (Scope.__post_init__): pk is never None.
     if scope.kind == ScopeKind.CUSTOMER:
-        customer = Customer.objects.filter(pk=scope.id).values("number", "name", "city").first()
+        customer = (
+            Customer.objects.filter(pk=scope.id)  # type: ignore[misc]
+            .values("number", "name", "city")
+            .first()
+        )
         details["customer"] = dict(customer or {})
     elif scope.kind == ScopeKind.USER:
         user = (
             get_user_model()
-            .objects.filter(pk=scope.id)
+            .objects.filter(pk=scope.id)  # type: ignore[misc]
             .values("first_name", "last_name", "username", "email")
             .first()
         )

@@ -8,7 +8,9 @@ and renders subject and bodies in the restricted engine over plain data.
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import EllipsisType
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models import ProtectedError
@@ -197,7 +199,7 @@ def _audit(template: MailTemplate, action: str, before: dict, text_changes: list
         )
 
 
-def _validate(template: MailTemplate, translations) -> None:
+def _validate(template: MailTemplate, translations: Mapping[str, Mapping[str, str]]) -> None:
     errors: dict[str, list] = {}
     try:
         template.full_clean()
@@ -238,7 +240,10 @@ def copy_name(name: str) -> str:
 
 @transaction.atomic
 def mail_template_duplicate(
-    *, template: MailTemplate, name: str | None = None, owner_group=...
+    *,
+    template: MailTemplate,
+    name: str | None = None,
+    owner_group: Group | EllipsisType | None = ...,
 ) -> MailTemplate:
     """A copy with every setting and text; the owner group is kept unless one is given."""
     values = {name_: getattr(template, name_) for name_ in EDITABLE_FIELDS}

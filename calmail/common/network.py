@@ -1,11 +1,17 @@
 """Where a request comes from: the client's address, also behind a reverse proxy."""
 
+from __future__ import annotations
+
 import ipaddress
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
-def client_ip(request) -> str:
+
+def client_ip(request: HttpRequest) -> str:
     """The client's IP address: from CALMAIL_CLIENT_IP_HEADER when calmail runs behind a
     proxy (the entry CALMAIL_TRUSTED_PROXY_COUNT from the end: earlier entries are what
     the client claims and can be forged), else the TCP peer. "" if none is valid."""
@@ -24,7 +30,7 @@ def client_ip(request) -> str:
         return ""
 
 
-def masked_network(request) -> str:
+def masked_network(request: HttpRequest | None) -> str:
     """The client's network, not its address: enough to tell an office from an unknown
     place, not enough to identify a person (IPv4 /24, IPv6 /48), as data protection asks."""
     address = client_ip(request) if request is not None else ""

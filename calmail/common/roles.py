@@ -6,7 +6,16 @@ migrations through grant_permissions(), so a fresh database and an upgraded one
 end up the same.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.apps.registry import Apps
+    from django.contrib.auth.models import AnonymousUser, Group, User
+    from django.db.models import QuerySet
 
 ADMINISTRATOR = "Administrator"
 POWER_USER = "Power user"
@@ -19,7 +28,7 @@ ROLE_LABELS = {
 }
 
 
-def is_administrator(user) -> bool:
+def is_administrator(user: User | AnonymousUser) -> bool:
     """Administrators see and manage everything, like superusers."""
     if not user.is_authenticated:
         return False
@@ -28,7 +37,7 @@ def is_administrator(user) -> bool:
     return user.groups.filter(name=ADMINISTRATOR).exists()
 
 
-def role_of(user) -> str:
+def role_of(user: User | AnonymousUser) -> str:
     """The user's role name ("" for none). A superuser counts as an administrator; a
     user left in several role groups (Django admin allows it) counts by the highest."""
     if user.is_superuser:
@@ -53,7 +62,7 @@ def is_role_name(name: str) -> bool:
     return key(name) in taken
 
 
-def team_groups(user):
+def team_groups(user: User | AnonymousUser) -> QuerySet[Group]:
     """The user's own groups that are teams, not roles: they own actions and mails."""
     from django.contrib.auth.models import Group
 
@@ -62,7 +71,7 @@ def team_groups(user):
     return user.groups.exclude(name__in=ROLE_NAMES)
 
 
-def grant_permissions(apps, grants: dict[str, list[str]]) -> None:
+def grant_permissions(apps: Apps, grants: dict[str, list[str]]) -> None:
     """For data migrations: give each role the listed "app_label.codename" permissions.
 
     Permissions are normally created after migrate (post_migrate); create them now so
@@ -71,7 +80,8 @@ def grant_permissions(apps, grants: dict[str, list[str]]) -> None:
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        # create_permissions() only asks whether a models module is set, not which.
+        app_config.models_module = True  # type: ignore[assignment]
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 

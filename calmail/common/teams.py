@@ -5,11 +5,18 @@ distribution lists and mails belong to teams; without any team only administrato
 could work, so the first run makes one.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 
 from calmail.common.roles import ROLE_NAMES, team_groups
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 def default_team_name() -> str:
@@ -22,14 +29,14 @@ def first_team() -> Group | None:
     return Group.objects.exclude(name__in=ROLE_NAMES).order_by("name").first()
 
 
-def only_team(user) -> Group | None:
+def only_team(user: User | AnonymousUser) -> Group | None:
     """The user's team if they are in exactly one (forms preselect it), else None."""
     teams = list(team_groups(user).order_by("name")[:2])
     return teams[0] if len(teams) == 1 else None
 
 
 @transaction.atomic
-def ensure_default_team(*, user=None) -> tuple[Group, bool]:
+def ensure_default_team(*, user: User | None = None) -> tuple[Group, bool]:
     """The first team by name; if there is no team at all, create the default one
     ("Standard" or "Default", after LANGUAGE_CODE) with `user` as its member. Returns the
     team and whether it was created (accounts.services.team_ensure_default records that

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from smtpconfig.transport.transcript import MASK, Direction, TranscriptLine
+
+if TYPE_CHECKING:
+    # The types typeshed gives smtplib.SMTP's parameters (overrides must accept them).
+    from _socket import _Address
+    from smtplib import _AuthObject
+
+    from _typeshed import ReadableBuffer
 
 
 class StartTlsNotOffered(smtplib.SMTPNotSupportedError):
@@ -24,7 +32,7 @@ class AuthNotOffered(smtplib.SMTPNotSupportedError):
 class NoCommonAuthMechanism(smtplib.SMTPException):
     """The server offers AUTH, but none of the mechanisms smtplib speaks."""
 
-    def __init__(self, offered: str):
+    def __init__(self, offered: str) -> None:
         self.offered = offered
         super().__init__(f"No supported AUTH mechanism; the server offers: {offered}")
 
@@ -78,11 +86,11 @@ class _TranscriptMixin(_SMTPBase):
 
     def __init__(
         self,
-        *args,
+        *args: Any,
         transcript: list[TranscriptLine] | None = None,
         deadline: float | None = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         self.transcript = transcript
         self.deadline = deadline
         self.last_reply: tuple[int, str] | None = None
@@ -110,7 +118,12 @@ class _TranscriptMixin(_SMTPBase):
             timeout = self.timeout if isinstance(self.timeout, int | float) else None
             self.sock.settimeout(min(timeout, remaining) if timeout else remaining)
 
-    def connect(self, host: str = "localhost", port: int = 0, source_address=None):
+    def connect(
+        self,
+        host: str = "localhost",
+        port: int = 0,
+        source_address: _Address | None = None,
+    ) -> tuple[int, bytes]:
         # smtplib only remembers the host (for TLS server_hostname) when connecting from
         # __init__; remember it here too so connect() can be called separately.
         self._host = host
@@ -119,11 +132,12 @@ class _TranscriptMixin(_SMTPBase):
         )
         return super().connect(host, port, source_address)
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         remaining = self._remaining()
         if remaining is not None:
             timeout = min(timeout, remaining) if timeout else remaining
-        sock = super()._get_socket(host, port, timeout)
+        # smtplib's private _get_socket is missing from typeshed.
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if isinstance(sock, ssl.SSLSocket):
             self._record_tls(sock)
         return sock
@@ -149,7 +163,7 @@ class _TranscriptMixin(_SMTPBase):
         self._record(Direction.CLIENT, text)
         super().putcmd(cmd, args)
 
-    def send(self, s) -> None:
+    def send(self, s: ReadableBuffer | str) -> None:
         self._bound_socket_timeout()
         super().send(s)
 
@@ -177,14 +191,22 @@ class _TranscriptMixin(_SMTPBase):
         self.last_reply = (code, text)
         return code, message
 
-    def auth(self, mechanism, authobject, *, initial_response_ok=True):
+    def auth(
+        self,
+        mechanism: str,
+        authobject: _AuthObject,
+        *,
+        initial_response_ok: bool = True,
+    ) -> tuple[int, bytes]:
         self._in_auth = True
         try:
             return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)
         finally:
             self._in_auth = False
 
-    def login(self, user: str, password: str, *, initial_response_ok=True):
+    def login(
+        self, user: str, password: str, *, initial_response_ok: bool = True
+    ) -> tuple[int, bytes]:
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("auth"):
             raise AuthNotOffered("SMTP AUTH extension not supported by server.")
@@ -193,7 +215,7 @@ class _TranscriptMixin(_SMTPBase):
             raise NoCommonAuthMechanism(" ".join(offered) or "-")
         return super().login(user, password, initial_response_ok=initial_response_ok)
 
-    def starttls(self, *args, **kwargs):
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("starttls"):
             raise StartTlsNotOffered("STARTTLS extension not supported by server.")
@@ -202,8 +224,9 @@ class _TranscriptMixin(_SMTPBase):
             self._record_tls(self.sock)
         return result
 
-    def data(self, msg):
-        self._data_size = len(msg)
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        # smtplib (sendmail) hands bytes or str, both sized; typeshed's Buffer is not.
+        self._data_size = len(msg)  # type: ignore[arg-type]
         try:
             return super().data(msg)
         finally:
