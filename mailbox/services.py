@@ -2,16 +2,21 @@
 
 import mimetypes
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail.message import make_msgid
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Model
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -39,6 +44,11 @@ from maillog.services import log_outbox_action
 from smtpconfig.models import SmtpConfiguration
 from smtpconfig.selectors import smtp_configuration_default
 
+# Mails per INSERT (and per commit outside a transaction): about 36 parameters each stay
+# far below SQLite's and PostgreSQL's limits, and a chunk's delivery starts while the
+# next is built.
+ENQUEUE_CHUNK_SIZE = 500
+
 # Said alike wherever a header value is checked (compose forms, enqueue).
 HEADER_INJECTION_MESSAGE = gettext_lazy(
     "Line breaks are not allowed here (they could inject mail headers)."
@@ -50,11 +60,18 @@ def _check_no_line_breaks(field: str, value: str, errors: dict) -> None:
         errors.setdefault(field, []).append(HEADER_INJECTION_MESSAGE)
 
 
-def _clean_addresses(field: str, addresses: Iterable[str], errors: dict) -> list[str]:
+def _clean_addresses(
+    field: str, addresses: Iterable[str], errors: dict, valid: set[str] | None = None
+) -> list[str]:
+    """The addresses, stripped and checked; ``valid`` remembers good ones across a batch
+    (the same sender on 20,000 mails is checked once)."""
     cleaned = []
     for address in addresses:
         address = (address or "").strip()
         if not address:
+            continue
+        if valid is not None and address in valid:
+            cleaned.append(address)
             continue
         if "\r" in address or "\n" in address:
             errors.setdefault(field, []).append(
@@ -69,6 +86,8 @@ def _clean_addresses(field: str, addresses: Iterable[str], errors: dict) -> list
                 _("“%(address)s” is not a valid e-mail address.") % {"address": address}
             )
             continue
+        if valid is not None:
+            valid.add(address)
         cleaned.append(address)
     return cleaned
 
@@ -91,144 +110,296 @@ def _check_attachments(attachments: Sequence[AttachmentSpec], errors: dict) -> N
             )
 
 
-@transaction.atomic
-def enqueue(
+@dataclass(frozen=True, kw_only=True)
+class OutgoingMail:
+    """One mail to queue: what enqueue() takes as keyword arguments, as a value that
+    enqueue_many() takes by the thousand."""
+
+    to: Sequence[str]
+    subject: str
+    body_text: str = ""
+    body_html: str = ""
+    from_email: str = ""
+    from_name: str = ""
+    cc: Sequence[str] = ()
+    bcc: Sequence[str] = ()
+    reply_to: Sequence[str] = ()
+    headers: dict[str, str] | None = None
+    attachments: Sequence[AttachmentSpec] = ()
+    attachment_type: str = AttachmentType.FILE
+    smtp_configuration: SmtpConfiguration | None = None
+    source: str = Source.SYSTEM
+    source_label: str = ""
+    address_type: str = AddressType.ADDRESS
+    recipient_owner: str = ""
+    export_type: str = ""
+    parameters: dict | None = None
+    scheduled_at: datetime | None = None
+    idempotency_key: str | None = None
+    owner_group: Group | None = None
+    created_by: User | None = None
+    action: "Action | None" = None
+
+
+class BatchValidationError(ValidationError):
+    """enqueue_many(all_or_nothing=True) refused the batch: ``by_index`` holds each bad
+    mail's ValidationError (one message per bad field) under its position."""
+
+    def __init__(self, by_index: dict[int, ValidationError]):
+        self.by_index = by_index
+        super().__init__(
+            [
+                _("Mail %(number)s: %(errors)s")
+                % {"number": index + 1, "errors": " ".join(error.messages)}
+                for index, error in sorted(by_index.items())
+            ]
+        )
+
+
+@dataclass
+class EnqueueResult:
+    """What enqueue_many() did, by the position of each mail in the input."""
+
+    # The stored mail (new, or the one its idempotency key already named); None if refused.
+    messages: list[OutboxMessage | None]
+    # Why a mail was refused: one ValidationError per bad mail, one message per bad field.
+    errors: dict[int, ValidationError]
+    # How many mails were stored now (the rest of messages existed already).
+    created: int = 0
+
+    @property
+    def stored(self) -> list[OutboxMessage]:
+        return [message for message in self.messages if message is not None]
+
+
+def enqueue_many(
+    mails: Iterable[OutgoingMail],
     *,
-    to: Sequence[str],
-    subject: str,
-    body_text: str = "",
-    body_html: str = "",
-    from_email: str = "",
-    from_name: str = "",
-    cc: Sequence[str] = (),
-    bcc: Sequence[str] = (),
-    reply_to: Sequence[str] = (),
-    headers: dict[str, str] | None = None,
-    attachments: Sequence[AttachmentSpec] = (),
-    attachment_type: str = AttachmentType.FILE,
-    smtp_configuration: SmtpConfiguration | None = None,
-    source: str = Source.SYSTEM,
-    source_label: str = "",
-    address_type: str = AddressType.ADDRESS,
-    recipient_owner: str = "",
-    export_type: str = "",
-    parameters: dict | None = None,
-    scheduled_at: datetime | None = None,
-    idempotency_key: str | None = None,
-    owner_group: Group | None = None,
-    created_by: User | None = None,
-    action: "Action | None" = None,
-) -> OutboxMessage:
-    """Validate a mail, store it with its attachments and have it delivered after commit.
+    all_or_nothing: bool = False,
+    chunk_size: int = ENQUEUE_CHUNK_SIZE,
+) -> EnqueueResult:
+    """Validate mails, store them with their attachments and have them delivered.
+
+    Bad mails are reported in ``result.errors`` by position and the good ones are stored;
+    with ``all_or_nothing`` one bad mail stores none and raises BatchValidationError.
+    Mails go in chunks of ``chunk_size``: one lookup of idempotency keys, one multi-row
+    INSERT (a key stored meanwhile by a concurrent caller is skipped by the database and
+    its mail returned) and one insert of the chunk's attachment rows. Outside a
+    transaction every chunk commits on its own, so delivery starts on the first chunk
+    while the next ones are built; each commit nudges delivery once per configuration.
+    A mail whose idempotency key is already stored (or occurs earlier in the batch) is
+    not stored again: its position holds the stored mail, unchanged.
+    """
+    batch = _Batch(list(mails))
+    if all_or_nothing:
+        with transaction.atomic():
+            for first in range(0, len(batch.mails), chunk_size):
+                batch.check(range(first, min(first + chunk_size, len(batch.mails))))
+            if batch.result.errors:
+                raise BatchValidationError(batch.result.errors)
+            for first in range(0, len(batch.mails), chunk_size):
+                batch.store(range(first, min(first + chunk_size, len(batch.mails))))
+    else:
+        for first in range(0, len(batch.mails), chunk_size):
+            positions = range(first, min(first + chunk_size, len(batch.mails)))
+            with transaction.atomic():
+                batch.check(positions)
+                batch.store(positions)
+    return batch.result
+
+
+def enqueue(**fields: Any) -> OutboxMessage:
+    """Validate one mail (the fields of OutgoingMail), store it with its attachments and
+    have it delivered after commit.
 
     Raises ValidationError with one message per bad field (each bad address named).
     With an idempotency_key that is already stored, returns that mail unchanged.
     """
-    if idempotency_key:
-        existing = OutboxMessage.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing
-
-    errors: dict[str, list[str]] = {}
-    configuration = smtp_configuration or smtp_configuration_default()
-    if configuration is None:
-        errors["smtp_configuration"] = [_("There is no SMTP configuration to send through.")]
-    from_email = (
-        from_email
-        or (configuration.from_email if configuration else "")
-        or settings.DEFAULT_FROM_EMAIL
-    ).strip()
-    [from_email] = _clean_addresses("from_email", [from_email], errors) or [from_email]
-    to = _clean_addresses("to", to, errors)
-    cc = _clean_addresses("cc", cc, errors)
-    bcc = _clean_addresses("bcc", bcc, errors)
-    reply_to = _clean_addresses("reply_to", reply_to, errors)
-    if not (to or cc or bcc) and "to" not in errors:
-        errors["to"] = [_("Enter at least one recipient.")]
-    if not subject.strip():
-        errors["subject"] = [_("Enter a subject.")]
-    _check_no_line_breaks("subject", subject, errors)
-    _check_no_line_breaks("from_name", from_name, errors)
-    for name, value in (headers or {}).items():
-        _check_no_line_breaks("headers", f"{name}{value}", errors)
-    _check_attachments(attachments, errors)
-    if attachment_type not in AttachmentType.values:
-        errors["attachment_type"] = [_("Unknown attachment type.")]
-    if errors:
-        raise ValidationError(errors)
-
-    now = timezone.now()
-    future = scheduled_at is not None and scheduled_at > now
-    message = OutboxMessage(
-        source=source,
-        source_label=source_label,
-        recipient=", ".join(to or cc or bcc)[:1000],
-        recipient_owner=recipient_owner,
-        address_type=address_type,
-        attachment_count=len(attachments),
-        export_type=export_type,
-        parameters=parameters or {},
-        attachment_type=attachment_type,
-        exported_attachments=sum(1 for a in attachments if a.exported),
-        status=Status.SCHEDULED if future else Status.QUEUED,
-        from_email=from_email,
-        from_name=from_name,
-        to=to,
-        cc=cc,
-        bcc=bcc,
-        reply_to=reply_to,
-        subject=subject,
-        body_text=body_text,
-        body_html=body_html,
-        headers=headers or {},
-        message_id=make_msgid(domain=from_email.rpartition("@")[2] or None),
-        smtp_configuration=configuration,
-        scheduled_at=scheduled_at,
-        next_attempt_at=scheduled_at if future else now,
-        idempotency_key=idempotency_key or None,
-        owner_group=owner_group,
-        created_by=created_by,
-        action=action,
-    )
-    if not attachments:
-        message.raw_message = mime.prebuilt(message)
     try:
-        # A savepoint: a concurrent enqueue with the same key makes this insert fail alone.
-        with transaction.atomic():
-            message.save()
-    except IntegrityError:
-        if idempotency_key:
-            existing = OutboxMessage.objects.filter(idempotency_key=idempotency_key).first()
-            if existing is not None:
-                return existing
-        raise
-    stored = [_store_attachment(message, spec, now) for spec in attachments]
-    if attachment_type == AttachmentType.LINK and stored:
-        _add_download_links(message, stored)
-    if not future and configuration is not None:
-        _nudge_on_commit(configuration.pk)
+        result = enqueue_many([OutgoingMail(**fields)], all_or_nothing=True)
+    except BatchValidationError as exc:
+        raise exc.by_index[0] from None
+    message = result.messages[0]
+    if message is None:  # all_or_nothing stores every mail or raises
+        raise RuntimeError("enqueue_many() neither stored the mail nor refused it")
     return message
 
 
-def _store_attachment(message: OutboxMessage, spec: AttachmentSpec, now) -> OutboxAttachment:
+class _Batch:
+    """One enqueue_many() call: the mails, the result, and what chunks share."""
+
+    def __init__(self, mails: list[OutgoingMail]):
+        self.mails = mails
+        self.result = EnqueueResult(messages=[None] * len(mails), errors={})
+        # Built by check(), stored by store(): the unsaved row and its attachments.
+        self.planned: dict[int, tuple[OutboxMessage, list[tuple[OutboxAttachment, bytes]]]] = {}
+        # Positions whose key occurred earlier in the batch: they get that mail.
+        self.same_key_as: dict[int, int] = {}
+        self.first_with_key: dict[str, int] = {}
+        self._default: SmtpConfiguration | None = None
+        self._default_loaded = False
+        self.now = timezone.now()
+        self.valid_addresses: set[str] = set()
+
+    def default_configuration(self) -> SmtpConfiguration | None:
+        if not self._default_loaded:
+            self._default = smtp_configuration_default()
+            self._default_loaded = True
+        return self._default
+
+    def check(self, positions: range) -> None:
+        """Look up the chunk's idempotency keys, validate and build the rest."""
+        keys = {}
+        for position in positions:
+            key = self.mails[position].idempotency_key
+            if not key:
+                continue
+            if key in self.first_with_key:
+                self.same_key_as[position] = self.first_with_key[key]
+            else:
+                self.first_with_key[key] = position
+                keys[key] = position
+        if keys:
+            for message in OutboxMessage.objects.filter(idempotency_key__in=list(keys)):
+                self.result.messages[keys[message.idempotency_key or ""]] = message
+        for position in positions:
+            if position in self.same_key_as or self.result.messages[position] is not None:
+                continue
+            try:
+                self.planned[position] = self._plan(self.mails[position])
+            except ValidationError as exc:
+                self.result.errors[position] = exc
+
+    def store(self, positions: range) -> None:
+        """Insert the chunk's planned mails, then their attachments, and nudge delivery."""
+        planned = [(p, self.planned.pop(p)) for p in positions if p in self.planned]
+        rows = [message for _position, (message, _files) in planned]
+        inserted = _insert_skipping_known_keys(rows)
+        conflicting = [row.idempotency_key for row in rows if row.pk is None]
+        existing = (
+            {
+                message.idempotency_key: message
+                for message in OutboxMessage.objects.filter(idempotency_key__in=conflicting)
+            }
+            if conflicting
+            else {}
+        )
+        attachments = []
+        for position, (message, files) in planned:
+            if message.pk is None:
+                # A concurrent caller stored this key between the lookup and the insert.
+                self.result.messages[position] = existing.get(message.idempotency_key)
+                if self.result.messages[position] is None:
+                    raise IntegrityError(f"Mail at position {position} was not stored.")
+                continue
+            self.result.messages[position] = message
+            for attachment, content in files:
+                attachment.message = message
+                attachment.file.save(attachment.filename, ContentFile(content), save=False)
+                attachments.append(attachment)
+        if attachments:
+            OutboxAttachment.objects.bulk_create(attachments)
+        self.result.created += inserted
+        for position in positions:
+            if position in self.same_key_as:
+                self.result.messages[position] = self.result.messages[self.same_key_as[position]]
+        for configuration_id in {
+            row.smtp_configuration_id for row in rows if row.pk and row.status == Status.QUEUED
+        }:
+            _nudge_on_commit(configuration_id)
+
+    def _plan(
+        self, mail: OutgoingMail
+    ) -> tuple[OutboxMessage, list[tuple[OutboxAttachment, bytes]]]:
+        """The validated, built, unsaved row; ValidationError with every bad field."""
+        errors: dict[str, list[str]] = {}
+        configuration = mail.smtp_configuration or self.default_configuration()
+        if configuration is None:
+            errors["smtp_configuration"] = [_("There is no SMTP configuration to send through.")]
+        from_email = (
+            mail.from_email
+            or (configuration.from_email if configuration else "")
+            or settings.DEFAULT_FROM_EMAIL
+        ).strip()
+        [from_email] = _clean_addresses(
+            "from_email", [from_email], errors, self.valid_addresses
+        ) or [from_email]
+        to = _clean_addresses("to", mail.to, errors, self.valid_addresses)
+        cc = _clean_addresses("cc", mail.cc, errors, self.valid_addresses)
+        bcc = _clean_addresses("bcc", mail.bcc, errors, self.valid_addresses)
+        reply_to = _clean_addresses("reply_to", mail.reply_to, errors, self.valid_addresses)
+        if not (to or cc or bcc) and "to" not in errors:
+            errors["to"] = [_("Enter at least one recipient.")]
+        if not mail.subject.strip():
+            errors["subject"] = [_("Enter a subject.")]
+        _check_no_line_breaks("subject", mail.subject, errors)
+        _check_no_line_breaks("from_name", mail.from_name, errors)
+        for name, value in (mail.headers or {}).items():
+            _check_no_line_breaks("headers", f"{name}{value}", errors)
+        _check_attachments(mail.attachments, errors)
+        if mail.attachment_type not in AttachmentType.values:
+            errors["attachment_type"] = [_("Unknown attachment type.")]
+        if errors:
+            raise ValidationError(errors)
+
+        now = self.now
+        future = mail.scheduled_at is not None and mail.scheduled_at > now
+        message = OutboxMessage(
+            source=mail.source,
+            source_label=mail.source_label,
+            recipient=", ".join(to or cc or bcc)[:1000],
+            recipient_owner=mail.recipient_owner,
+            address_type=mail.address_type,
+            attachment_count=len(mail.attachments),
+            export_type=mail.export_type,
+            parameters=mail.parameters or {},
+            attachment_type=mail.attachment_type,
+            exported_attachments=sum(1 for a in mail.attachments if a.exported),
+            status=Status.SCHEDULED if future else Status.QUEUED,
+            from_email=from_email,
+            from_name=mail.from_name,
+            to=to,
+            cc=cc,
+            bcc=bcc,
+            reply_to=reply_to,
+            subject=mail.subject,
+            body_text=mail.body_text,
+            body_html=mail.body_html,
+            headers=mail.headers or {},
+            message_id=make_msgid(domain=from_email.rpartition("@")[2] or None),
+            smtp_configuration=configuration,
+            scheduled_at=mail.scheduled_at,
+            next_attempt_at=mail.scheduled_at if future else now,
+            idempotency_key=mail.idempotency_key or None,
+            owner_group=mail.owner_group,
+            created_by=mail.created_by,
+            action=mail.action,
+            created_at=now,
+        )
+        files = [(_attachment_row(spec, now), spec.content) for spec in mail.attachments]
+        if mail.attachment_type == AttachmentType.LINK and files:
+            _add_download_links(message, [attachment for attachment, _content in files])
+        message.raw_message = mime.prebuilt(message)
+        return message, files
+
+
+def _attachment_row(spec: AttachmentSpec, now: datetime) -> OutboxAttachment:
+    """The unsaved attachment row of a file; its file is written once the mail is stored."""
     content_type = (
         spec.content_type or mimetypes.guess_type(spec.filename)[0] or "application/octet-stream"
     )
-    attachment = OutboxAttachment(
-        message=message,
+    return OutboxAttachment(
         filename=spec.filename,
         content_type=content_type,
         size=len(spec.content),
         exported=spec.exported,
         created_at=now,
     )
-    attachment.file.save(spec.filename, ContentFile(spec.content), save=False)
-    attachment.save()
-    return attachment
 
 
 def _add_download_links(message: OutboxMessage, attachments: list[OutboxAttachment]) -> None:
-    """Attachment type "link": the files stay here; the mail carries signed, expiring URLs."""
+    """Attachment type "link": the files stay here; the mail carries signed, expiring URLs
+    (signed over each attachment's uuid, so they exist before anything is stored)."""
     links = [(attachment.filename, attachment_url(attachment)) for attachment in attachments]
     heading = _("Downloads (valid for %(days)s days):") % {"days": settings.CALMAIL_LINK_TTL_DAYS}
     text_block = "\n".join([heading, *[f"- {name}: {url}" for name, url in links]])
@@ -242,9 +413,64 @@ def _add_download_links(message: OutboxMessage, attachments: list[OutboxAttachme
             format_html('<li><a href="{}">{}</a></li>', url, name) for name, url in links
         )
         message.body_html += format_html("<p>{}</p><ul>{}</ul>", heading, mark_safe(items))  # noqa: S308
-    # The links are part of the content: only now can the mail be built.
-    message.raw_message = mime.prebuilt(message)
-    message.save(update_fields=["body_text", "body_html", "raw_message"])
+
+
+def _insert_skipping_known_keys(rows: list[OutboxMessage]) -> int:
+    """Insert rows in one statement and give each its pk; returns how many were stored.
+
+    A row whose idempotency key a concurrent caller stored meanwhile is skipped by the
+    database (ON CONFLICT DO NOTHING; INSERT OR IGNORE on SQLite) and keeps pk None.
+    Django's bulk_create() cannot say which rows it skipped, so the INSERT returns the
+    Message-ID (unique, made here) of every row it did store.
+    """
+    if not rows:
+        return 0
+    meta = OutboxMessage._meta
+    alias = router.db_for_write(OutboxMessage)
+    db = connections[alias]
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    if db.vendor == "postgresql":
+        returned = _insert_postgresql(db, fields, rows)
+    else:
+        objs: list[Model] = list(rows)
+        query = InsertQuery(OutboxMessage, on_conflict=OnConflict.IGNORE)
+        query.insert_values(fields, objs)
+        compiler = query.get_compiler(using=alias)
+        compiler.returning_fields = [meta.pk, meta.get_field("message_id")]
+        [(sql, params)] = compiler.as_sql()
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            returned = cursor.fetchall()
+    by_message_id = {row.message_id: row for row in rows}
+    for pk, message_id in returned:
+        row = by_message_id[message_id]
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = alias
+    return len(returned)
+
+
+def _insert_postgresql(db: Any, fields: list[Any], rows: list[OutboxMessage]) -> list[tuple]:
+    """PostgreSQL: one array per column, unnested into rows, bound on the server. Django's
+    own bulk insert binds every value of every row on the client (the raw_message column
+    keeps it from using UNNEST): at 500 rows of 36 columns, parsing that query costs more
+    than inserting them."""
+    quote = db.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    # db_type without its length: varchar[], not varchar(200)[].
+    arrays = ", ".join(f"%s::{field.db_type(db).split('(')[0]}[]" for field in fields)
+    sql = (
+        f"INSERT INTO {quote(OutboxMessage._meta.db_table)} ({columns}) "  # noqa: S608
+        f"SELECT * FROM UNNEST({arrays}) ON CONFLICT DO NOTHING "
+        f"RETURNING {quote(OutboxMessage._meta.pk.column)}, {quote('message_id')}"
+    )
+    params = [
+        [field.get_db_prep_save(field.pre_save(row, True), db) for row in rows] for field in fields
+    ]
+    db.ensure_connection()
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 class _DeliveryNudge:
