@@ -307,6 +307,11 @@ CALMAIL_RETRY_BACKOFF = [
     int(s) for s in env_list("CALMAIL_RETRY_BACKOFF", ["60", "300", "1800", "7200", "21600"])
 ]
 CALMAIL_DELIVERY_BATCH_SIZE = env_int("CALMAIL_DELIVERY_BATCH_SIZE", 50)
+# SMTP sessions one worker process holds at once for one configuration (threads), within
+# the configuration's "parallel connections" across all workers. Each session has a
+# database connection of its own: PostgreSQL's max_connections must allow worker
+# processes x this (plus the web's).
+CALMAIL_DELIVERY_SESSIONS_PER_WORKER = env_int("CALMAIL_DELIVERY_SESSIONS_PER_WORKER", 10)
 # A row "sending" longer than this belongs to a dead worker and is taken back by the sweeper.
 CALMAIL_SENDING_LEASE_SECONDS = env_int("CALMAIL_SENDING_LEASE_SECONDS", 300)
 # A delivery task stops claiming new batches after this long and hands over to a new task,

@@ -31,6 +31,7 @@ import contextlib
 import enum
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -99,6 +100,8 @@ class StopReason(enum.StrEnum):
     CONNECTION_FAILED = "connection_failed"
     LEASE_LOST = "lease_lost"
     NO_CONFIGURATION = "no_configuration"
+    # Another session of the same run asked every session to stop (time limit, error).
+    STOPPED = "stopped"
 
 
 # Runs that stopped for one of these may continue at once in a new task.
@@ -122,6 +125,13 @@ class DeliveryStats:
     rate_limited_until: datetime | None = None
     # Due mail was left when the run ended.
     more_due: bool = False
+    # SMTP sessions this run held at once at most (each with its slot), this process only.
+    sessions: int = 0
+
+    def add(self, other: DeliveryStats) -> None:
+        """Count another session's work into this run's figures."""
+        for name in ("claimed", "sent", "deferred", "failed", "released", "connections", "batches"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def attempted(self) -> int:
@@ -289,6 +299,12 @@ class _Run:
     pending: dict[int, OutboxMessage] = field(default_factory=dict)
     renew_at: float = 0.0
     lease_lost: bool = False
+    # Set by the crew when every session of the run is to stop after its current mail.
+    halt: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def halted(self) -> bool:
+        return self.lease_lost or self.halt.is_set()
 
     def lease_until(self) -> datetime:
         return timezone.now() + timedelta(seconds=self.lease_seconds)
@@ -657,7 +673,7 @@ def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool
     configuration = run.configuration
     attachments = _load_for_building(rows)
     for position, row in enumerate(rows):
-        if run.lease_lost:
+        if run.halted:
             return False
         run.renew_if_due()
         started_at = timezone.now()
@@ -749,6 +765,11 @@ def deliver_due(
     """Claim and send the due mail of one SMTP configuration until none is due or a limit
     stops the run (rate limit, ``max_messages``, settings.CALMAIL_DELIVERY_RUN_SECONDS).
 
+    The run starts with one SMTP session in the caller's thread and adds sessions in
+    threads of their own while a backlog remains, each holding one of the
+    configuration's connection slots, so a worker process alone can use every parallel
+    connection the administrator allowed (see _Crew).
+
     ``worker_id`` names this worker in the rows it claims and in the attempts it writes.
     ``on_backlog`` is called at most once, when a full batch was claimed and another
     connection slot is free: the caller may start a parallel run (the task dispatches one).
@@ -763,44 +784,171 @@ def deliver_due(
         # Most nudges find nothing to do (one per enqueued mail): one cheap query.
         stats.stop_reason = StopReason.DRAINED
         return stats
-    lease_seconds = settings.CALMAIL_SENDING_LEASE_SECONDS
-    batch_size = max(1, settings.CALMAIL_DELIVERY_BATCH_SIZE)
-    deadline = time.monotonic() + settings.CALMAIL_DELIVERY_RUN_SECONDS
-    run = _Run(
-        configuration=configuration, worker_id=worker_id, stats=stats, lease_seconds=lease_seconds
-    )
-    now = timezone.now()
-    run.slot_id = slot_acquire(
+    crew = _Crew(
         configuration=configuration,
-        holder=worker_id,
-        now=now,
-        lease_until=now + timedelta(seconds=lease_seconds),
+        worker_id=worker_id,
+        max_messages=max_messages,
+        # Sessions in threads need their own database connections, which cannot see
+        # the rows of a transaction the caller holds open (tests do).
+        may_grow=max_messages is None and not connection.in_atomic_block,
     )
-    if run.slot_id is None:
-        stats.stop_reason = StopReason.NO_SLOT
-        return stats
-    conn = _Connection(configuration, stats)
     try:
-        with _relaxed_commit():
-            _drain(
-                run,
-                conn,
-                batch_size=batch_size,
-                max_messages=max_messages,
-                deadline=deadline,
-                on_backlog=on_backlog,
-            )
+        first = crew.session(on_backlog=on_backlog)
+    except BaseException:
+        # SoftTimeLimitExceeded, a database error: the other sessions stop after their
+        # current mail (and give back what they claimed) before this one gives up.
+        crew.halt.set()
+        raise
     finally:
-        try:
-            conn.close()
-            run.release_pending()
-        finally:
-            slot_release(slot_id=run.slot_id, holder=worker_id)
+        crew.finish()
+    stats.stop_reason = first.stop_reason
+    stats.rate_limited_until = first.rate_limited_until
+    for session_stats in crew.finished:
+        stats.add(session_stats)
+    stats.sessions = crew.most_at_once
+    if crew.errors:
+        # A session's database went away: the task retries (its rows come back by lease).
+        raise crew.errors[0]
     if stats.stop_reason in _CONTINUABLE:
-        # Checked after freeing the slot: a nudge that found every slot taken just before
+        # Checked after freeing the slots: a nudge that found every slot taken just before
         # is then not lost (its mail is seen here, and the caller runs again).
         stats.more_due = _due(configuration.pk, timezone.now()).exists()
     return stats
+
+
+class _Crew:
+    """The SMTP sessions of one delivery run in this worker process.
+
+    Each session holds one connection slot (so across all workers never more than
+    ``max_connections`` sessions exist), one connection to the server and one database
+    connection, and claims and sends batches on its own: the per-mail commit, the rate
+    limits (claims are serialised) and "at most the mail in flight twice if the process
+    dies" hold per session. The first runs in the caller's thread; whenever a session
+    claims a full batch and a slot is free, one more starts in a thread, up to
+    settings.CALMAIL_DELIVERY_SESSIONS_PER_WORKER. Threads, not processes: a session
+    spends its time waiting for the server (100 to 300 ms per mail at Microsoft 365), and
+    a worker's database connection and memory are not multiplied by ten for that.
+    """
+
+    def __init__(
+        self,
+        *,
+        configuration: SmtpConfiguration,
+        worker_id: str,
+        max_messages: int | None,
+        may_grow: bool,
+    ):
+        self.configuration = configuration
+        self.worker_id = worker_id
+        self.max_messages = max_messages
+        self.limit = (
+            min(configuration.max_connections, settings.CALMAIL_DELIVERY_SESSIONS_PER_WORKER)
+            if may_grow
+            else 1
+        )
+        self.deadline = time.monotonic() + settings.CALMAIL_DELIVERY_RUN_SECONDS
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.finished: list[DeliveryStats] = []
+        self.errors: list[BaseException] = []
+        self.running = 0
+        self.most_at_once = 0
+
+    def grow(self) -> None:
+        """Start one more session if the limit allows and a slot looks free."""
+        with self.lock:
+            if self.halt.is_set() or self.running + 1 > self.limit:
+                return
+            if not slot_available(configuration=self.configuration, now=timezone.now()):
+                return
+            self.running += 1  # counted now, so two batches cannot both pass the limit
+            thread = threading.Thread(
+                target=self._in_thread,
+                name=f"calmail-session-{self.configuration.pk}-{len(self.threads) + 1}",
+                daemon=True,
+            )
+            self.threads.append(thread)
+        thread.start()
+
+    def _in_thread(self) -> None:
+        try:
+            self.session(counted=True)
+        except BaseException as exc:
+            logger.exception("A delivery session of worker %s failed.", self.worker_id)
+            with self.lock:
+                self.errors.append(exc)
+            self.halt.set()
+        finally:
+            # This thread's own database connection.
+            connections.close_all()
+
+    def session(
+        self, *, on_backlog: Callable[[], None] | None = None, counted: bool = False
+    ) -> DeliveryStats:
+        """One session: take a slot, send until done, free the slot. Returns its figures."""
+        stats = DeliveryStats()
+        with self.lock:
+            if not counted:
+                self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            self._session(stats, on_backlog)
+        finally:
+            with self.lock:
+                self.running -= 1
+                self.finished.append(stats)
+        return stats
+
+    def _session(self, stats: DeliveryStats, on_backlog: Callable[[], None] | None) -> None:
+        configuration = self.configuration
+        lease_seconds = settings.CALMAIL_SENDING_LEASE_SECONDS
+        run = _Run(
+            configuration=configuration,
+            worker_id=self.worker_id,
+            stats=stats,
+            lease_seconds=lease_seconds,
+            halt=self.halt,
+        )
+        now = timezone.now()
+        run.slot_id = slot_acquire(
+            configuration=configuration,
+            holder=self.worker_id,
+            now=now,
+            lease_until=now + timedelta(seconds=lease_seconds),
+        )
+        if run.slot_id is None:
+            stats.stop_reason = StopReason.NO_SLOT
+            return
+        conn = _Connection(configuration, stats)
+        try:
+            with _relaxed_commit():
+                _drain(
+                    run,
+                    conn,
+                    batch_size=max(1, settings.CALMAIL_DELIVERY_BATCH_SIZE),
+                    max_messages=self.max_messages,
+                    deadline=self.deadline,
+                    on_backlog=on_backlog,
+                    grow=self.grow if self.limit > 1 else None,
+                )
+        finally:
+            try:
+                conn.close()
+                run.release_pending()
+            finally:
+                slot_release(slot_id=run.slot_id, holder=self.worker_id)
+
+    def finish(self) -> None:
+        """Wait until every session in a thread has ended (a session may start another
+        while we wait)."""
+        while True:
+            with self.lock:
+                waiting = [thread for thread in self.threads if thread.is_alive()]
+            if not waiting:
+                return
+            for thread in waiting:
+                thread.join()
 
 
 def _drain(
@@ -811,6 +959,7 @@ def _drain(
     max_messages: int | None,
     deadline: float,
     on_backlog: Callable[[], None] | None,
+    grow: Callable[[], None] | None = None,
 ) -> None:
     """Claim and send batch after batch; sets run.stats.stop_reason."""
     stats = run.stats
@@ -826,6 +975,9 @@ def _drain(
         if run.lease_lost:
             stats.stop_reason = StopReason.LEASE_LOST
             return
+        if run.halt.is_set():
+            stats.stop_reason = StopReason.STOPPED
+            return
         limit = batch_size
         if max_messages is not None:
             limit = min(limit, max_messages - stats.attempted)
@@ -840,19 +992,21 @@ def _drain(
             return
         stats.claimed += len(rows)
         stats.batches += 1
-        if (
-            not backlog_reported
-            and len(rows) == batch_size
-            and configuration.max_connections > 1
-            and slot_available(configuration=configuration, now=now)
-        ):
-            backlog_reported = True
-            if on_backlog is not None:
-                on_backlog()
+        if len(rows) == batch_size and configuration.max_connections > 1:
+            # A backlog: more sessions in this process, and (once) a run in another.
+            if grow is not None:
+                grow()
+            if not backlog_reported and slot_available(configuration=configuration, now=now):
+                backlog_reported = True
+                if on_backlog is not None:
+                    on_backlog()
         if not _send_batch(run, rows, conn):
-            stats.stop_reason = (
-                StopReason.LEASE_LOST if run.lease_lost else StopReason.CONNECTION_FAILED
-            )
+            if run.lease_lost:
+                stats.stop_reason = StopReason.LEASE_LOST
+            elif run.halt.is_set():
+                stats.stop_reason = StopReason.STOPPED
+            else:
+                stats.stop_reason = StopReason.CONNECTION_FAILED
             return
 
 

@@ -81,10 +81,13 @@ class SmtpConfiguration(models.Model):
     )
     max_connections = models.PositiveSmallIntegerField(
         _("parallel connections"),
-        default=2,
+        # Five sessions carry a relay that takes 200 ms per mail at 25 mails/s; each
+        # worker process opens as many as its backlog needs (mailbox.delivery._Crew).
+        default=5,
         validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text=_(
-            "Open at most this many connections to the server at once, across all workers."
+            "Open at most this many connections to the server at once, across all workers. "
+            "Microsoft 365 accepts at most 3 per mailbox."
         ),
     )
     max_messages_per_connection = models.PositiveIntegerField(
