@@ -191,7 +191,11 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def _process_table() -> dict[int, tuple[int, str, float]]:
-    """pid -> (parent pid, command name, CPU seconds so far) of every process."""
+    """pid -> (parent pid, command name, CPU seconds so far) of every process.
+
+    The CPU seconds include those of its children that ended and were waited for (cutime,
+    cstime): a PostgreSQL backend that exits between two readings stays counted, in its
+    postmaster, instead of taking its CPU time out of the group's sum."""
     ticks = os.sysconf("SC_CLK_TCK")
     table = {}
     for entry in Path("/proc").iterdir():
@@ -204,7 +208,9 @@ def _process_table() -> dict[int, tuple[int, str, float]]:
         # The command name is in parentheses and may contain spaces.
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+        # utime, stime, cutime, cstime: fields 14 to 17 of proc(5).
+        cpu = sum(int(value) for value in fields[11:15]) / ticks
+        table[int(entry.name)] = (int(fields[1]), name, cpu)
     return table
 
 
