@@ -19,7 +19,7 @@ from calmail.common.mailtypes import Source
 from inventory.models import Customer
 from inventory.recipients import resolve_selection
 from inventory.selectors import ScopeKind
-from mailbox.services import enqueue
+from mailbox.services import OutgoingMail, enqueue_many
 from maillog.models import Level
 from maillog.services import log_scheduler_event
 from templates_app.models import AddAttachment
@@ -119,25 +119,35 @@ def run_execute(*, run_id: int) -> ActionRun | None:
         skipped += [{"recipient": s.label, "reason": str(s.reason)} for s in resolution.skipped]
         recipients = resolution.recipients
         for first in range(0, len(recipients), COMMIT_EVERY):
-            # One commit per chunk, not per mail: a large fan-out spends less time waiting
-            # for the database. Each mail still has its own savepoint inside enqueue(), and
-            # a crash mid-chunk is redone by the retry (idempotency keys).
+            # One commit per chunk, not per mail, and one bulk insert for the chunk's
+            # mails; a crash mid-run is redone by the retry (idempotency keys).
             chunk = recipients[first : first + COMMIT_EVERY]
             customers = _customer_details(chunk)
+            mails: list[OutgoingMail] = []
+            addressed: list[str] = []
+            for recipient in chunk:
+                prepared = _mail_for(
+                    run=run,
+                    action=action,
+                    recipient=recipient,
+                    today=today,
+                    details=_details_of(recipient, customers),
+                )
+                if isinstance(prepared, OutgoingMail):
+                    mails.append(prepared)
+                    addressed.append(recipient.email)
+                else:
+                    failed += prepared[0] == "failed"
+                    skipped.append({"recipient": recipient.email, "reason": prepared[1]})
             with transaction.atomic():
-                for recipient in chunk:
-                    outcome = _send_one(
-                        run=run,
-                        action=action,
-                        recipient=recipient,
-                        today=today,
-                        details=_details_of(recipient, customers),
-                    )
-                    if outcome is None:
-                        queued += 1
-                    else:
-                        failed += outcome[0] == "failed"
-                        skipped.append({"recipient": recipient.email, "reason": outcome[1]})
+                result = enqueue_many(mails)
+            for position, email in enumerate(addressed):
+                error = result.errors.get(position)
+                if error is None:
+                    queued += 1
+                else:
+                    failed += 1
+                    skipped.append({"recipient": email, "reason": "; ".join(error.messages)})
     run.queued_count = queued
     run.failed_count = failed
     run.skipped_count = len(skipped) - failed
@@ -195,9 +205,10 @@ def _details_of(recipient, customers: dict[int, dict]) -> dict | None:
     return {"customer": dict(customers.get(recipient.scope.id, {})), "user": {}}
 
 
-def _send_one(
+def _mail_for(
     *, run: ActionRun, action: Action, recipient, today, details: dict | None = None
-) -> tuple[str, str] | None:
+) -> OutgoingMail | tuple[str, str]:
+    """The recipient's mail, or why there is none: ("failed" | "skipped", reason)."""
     try:
         rendered = render_for_recipient(
             template=action.template, recipient=recipient, today=today, details=details
@@ -216,29 +227,24 @@ def _send_one(
             "skipped",
             _("not sent without an attachment: %(reason)s") % {"reason": reason},
         )
-    try:
-        # enqueue() is atomic itself (a savepoint inside the run's chunk).
-        enqueue(
-            # enqueue() takes bare addresses; the owner column names the person.
-            to=[recipient.email],
-            subject=rendered.subject,
-            body_html=rendered.body_html,
-            body_text=rendered.body_text,
-            from_email=rendered.from_email,
-            from_name=rendered.from_name,
-            attachments=rendered.attachments,
-            attachment_type=rendered.attachment_type,
-            smtp_configuration=action.smtp_configuration,
-            source=Source.ACTION,
-            source_label=action.description,
-            action=action,
-            address_type=str(recipient.address_type),
-            recipient_owner=recipient.owner,
-            export_type=rendered.export_type,
-            parameters=rendered.parameters,
-            owner_group=action.group,
-            idempotency_key=idempotency_key(run.pk, recipient.email),
-        )
-    except ValidationError as exc:
-        return ("failed", "; ".join(exc.messages))
-    return None
+    return OutgoingMail(
+        # The outbox takes bare addresses; the owner column names the person.
+        to=[recipient.email],
+        subject=rendered.subject,
+        body_html=rendered.body_html,
+        body_text=rendered.body_text,
+        from_email=rendered.from_email,
+        from_name=rendered.from_name,
+        attachments=rendered.attachments,
+        attachment_type=rendered.attachment_type,
+        smtp_configuration=action.smtp_configuration,
+        source=Source.ACTION,
+        source_label=action.description,
+        action=action,
+        address_type=str(recipient.address_type),
+        recipient_owner=recipient.owner,
+        export_type=rendered.export_type,
+        parameters=rendered.parameters,
+        owner_group=action.group,
+        idempotency_key=idempotency_key(run.pk, recipient.email),
+    )

@@ -20,7 +20,7 @@ from calmail.common.mailtypes import AttachmentSpec
 from compose.models import Draft, DraftAttachment, SendMode
 from inventory.recipients import Recipient, Resolution, Skipped, resolve_selection
 from mailbox.models import OutboxMessage, Source
-from mailbox.services import enqueue
+from mailbox.services import BatchValidationError, OutgoingMail, enqueue_many
 from templates_app.rendering import html_to_text
 from templates_app.services import render_for_recipient
 
@@ -243,8 +243,8 @@ def draft_send(
     parameters = {"compose_batch": batch}
     if draft.template is not None:
         parameters["template"] = draft.template.name
-    messages = [
-        enqueue(
+    mails = [
+        OutgoingMail(
             to=[r.email for r in mail.to],
             cc=[r.email for r in mail.cc],
             bcc=[r.email for r in mail.bcc],
@@ -265,6 +265,12 @@ def draft_send(
         )
         for mail in plan.mails
     ]
+    try:
+        result = enqueue_many(mails, all_or_nothing=True)
+    except BatchValidationError as exc:
+        # The mails differ only in their recipients: the first bad one's fields say it.
+        raise exc.by_index[min(exc.by_index)] from None
+    messages = result.stored
     draft_delete(draft=draft)
     return batch, messages
 
