@@ -6,6 +6,7 @@ Creating and dispatching are apart: what creates a run returns it, and the task 
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,7 +18,7 @@ from django.utils.translation import gettext_noop
 from actions.models import Action, ActionRun, RunStatus, Trigger
 from calmail.common.mailtypes import Source
 from inventory.models import Customer
-from inventory.recipients import resolve_selection
+from inventory.recipients import Recipient, resolve_selection
 from inventory.selectors import ScopeKind
 from mailbox.services import OutgoingMail, enqueue_many
 from maillog.models import Level
@@ -188,25 +189,35 @@ def idempotency_key(run_id: int, email: str) -> str:
     )
 
 
-def _customer_details(recipients) -> dict[int, dict]:
+def _customer_details(recipients: Sequence[Recipient]) -> dict[int, dict]:
     """The placeholder data of the chunk's customers, in one query."""
-    ids = {r.scope.id for r in recipients if r.scope.kind == ScopeKind.CUSTOMER}
+    # A customer scope always has its id (Scope checks it).
+    ids = {
+        r.scope.id
+        for r in recipients
+        if r.scope.kind == ScopeKind.CUSTOMER and r.scope.id is not None
+    }
     if not ids:
         return {}
     rows = Customer.objects.filter(pk__in=ids).values_list("pk", "number", "name", "city")
     return {pk: {"number": number, "name": name, "city": city} for pk, number, name, city in rows}
 
 
-def _details_of(recipient, customers: dict[int, dict]) -> dict | None:
+def _details_of(recipient: Recipient, customers: dict[int, dict]) -> dict | None:
     """As templates_app.selectors.recipient_details for a customer; None (let the
     renderer look it up) for anyone else."""
-    if recipient.scope.kind != ScopeKind.CUSTOMER:
+    if recipient.scope.kind != ScopeKind.CUSTOMER or recipient.scope.id is None:
         return None
     return {"customer": dict(customers.get(recipient.scope.id, {})), "user": {}}
 
 
 def _mail_for(
-    *, run: ActionRun, action: Action, recipient, today, details: dict | None = None
+    *,
+    run: ActionRun,
+    action: Action,
+    recipient: Recipient,
+    today: dt.date,
+    details: dict | None = None,
 ) -> OutgoingMail | tuple[str, str]:
     """The recipient's mail, or why there is none: ("failed" | "skipped", reason)."""
     try:

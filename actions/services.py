@@ -8,6 +8,7 @@ published or re-activated, so none of these ever fires a catch-up: an edit at 10
 import datetime as dt
 from collections.abc import Mapping
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -65,7 +66,7 @@ def normalise_rule_values(values: Mapping) -> dict:
     return result
 
 
-def _validate(action: Action, *, user=None) -> None:
+def _validate(action: Action, *, user: User | None = None) -> None:
     errors: dict[str, list] = {}
     try:
         action.full_clean()
@@ -109,7 +110,9 @@ def _apply(action: Action, values: Mapping) -> None:
 
 
 @transaction.atomic
-def action_create(*, values: Mapping, user=None, now: dt.datetime | None = None) -> Action:
+def action_create(
+    *, values: Mapping, user: User | None = None, now: dt.datetime | None = None
+) -> Action:
     """Create an action; ValidationError (per field) when it does not fit or can never fire."""
     action = Action()
     _apply(action, values)
@@ -121,7 +124,7 @@ def action_create(*, values: Mapping, user=None, now: dt.datetime | None = None)
 
 @transaction.atomic
 def action_update(
-    *, action: Action, values: Mapping, user=None, now: dt.datetime | None = None
+    *, action: Action, values: Mapping, user: User | None = None, now: dt.datetime | None = None
 ) -> Action:
     _apply(action, values)
     _validate(action, user=user)

@@ -34,7 +34,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,7 +43,8 @@ import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Field, Min, Q
+from django.db.models import Field, Min, Q, QuerySet
+from django.db.models.options import Options
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -405,7 +406,12 @@ class _Run:
             self.stats.failed += 1
 
     def defer_all(
-        self, rows: Sequence[OutboxMessage], failure: Failure, *, started_at, duration_ms
+        self,
+        rows: Sequence[OutboxMessage],
+        failure: Failure,
+        *,
+        started_at: datetime,
+        duration_ms: int,
     ) -> None:
         """The connection could not be opened (or died for good): every remaining mail of
         the batch is deferred with that error, one attempt each, in one transaction.
@@ -456,7 +462,7 @@ def _sql() -> dict[str, str]:
     message = OutboxMessage._meta
     attempt = DeliveryAttempt._meta
 
-    def column(meta, name: str) -> str:
+    def column(meta: Options, name: str) -> str:
         field = meta.get_field(name)
         if not isinstance(field, Field) or field.column is None:
             raise TypeError(f"{meta.label}.{name} is no column")
@@ -562,7 +568,7 @@ def _store_outcome(
 
 
 @contextlib.contextmanager
-def _relaxed_commit():
+def _relaxed_commit() -> Iterator[None]:
     """PostgreSQL: during a run, commits return without waiting for the WAL flush.
 
     On a disk where a flush takes milliseconds, waiting for it once per mail would
@@ -596,7 +602,7 @@ def next_retry_at(configuration_id: int) -> datetime | None:
     ).aggregate(first=Min("next_attempt_at"))["first"]
 
 
-def _due(configuration_id: int, now: datetime):
+def _due(configuration_id: int, now: datetime) -> QuerySet[OutboxMessage]:
     return OutboxMessage.objects.filter(
         smtp_configuration_id=configuration_id,
         status__in=DUE_STATUSES,

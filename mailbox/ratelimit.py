@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from mailbox.models import AttemptOutcome, DeliveryAttempt, DeliverySlot, OutboxMessage, Status
 from smtpconfig.models import SmtpConfiguration
@@ -88,7 +88,9 @@ def holder_is_dead(holder: str) -> bool:
     return False
 
 
-def _take_over_from_dead_holder(slots, *, holder: str, lease_until: datetime) -> int | None:
+def _take_over_from_dead_holder(
+    slots: QuerySet[DeliverySlot], *, holder: str, lease_until: datetime
+) -> int | None:
     """Every slot is held: take one whose holder process died on this host (SIGKILL, out
     of memory) without waiting for its lease to run out."""
     for pk, dead in slots.exclude(holder="").values_list("pk", "holder"):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from django.conf import settings
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -88,7 +89,7 @@ def _keep_sent_counts(rows: Sequence[tuple[int, str, int | None]]) -> None:
         )
 
 
-def _delete_files(storage, names: list[str]) -> None:
+def _delete_files(storage: Storage, names: list[str]) -> None:
     for name in names:
         try:
             storage.delete(name)

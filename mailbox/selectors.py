@@ -1,5 +1,8 @@
 """Reads of the outbox: which mails a user may see."""
 
+from uuid import UUID
+
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Prefetch, Q, QuerySet
 
 from calmail.common.roles import is_administrator, team_groups
@@ -11,7 +14,7 @@ VIEW_PERMISSION = "mailbox.view_outboxmessage"
 ATTEMPTS_PERMISSION = "maillog.view_logentry"
 
 
-def outbox_message_list(*, user) -> QuerySet[OutboxMessage]:
+def outbox_message_list(*, user: User | AnonymousUser) -> QuerySet[OutboxMessage]:
     """Mails the user may see: administrators all; others with the view permission the mails
     of their team groups and the ones they created; everybody else none."""
     if not user.is_authenticated or not user.has_perm(VIEW_PERMISSION):
@@ -22,7 +25,7 @@ def outbox_message_list(*, user) -> QuerySet[OutboxMessage]:
     return messages.filter(Q(owner_group__in=team_groups(user)) | Q(created_by=user))
 
 
-def outbox_message_detail(*, user) -> QuerySet[OutboxMessage]:
+def outbox_message_detail(*, user: User | AnonymousUser) -> QuerySet[OutboxMessage]:
     """The visible mails with everything the detail page shows, fetched in a fixed number of
     queries however many attachments and attempts a mail has."""
     return (
@@ -40,7 +43,9 @@ def outbox_message_detail(*, user) -> QuerySet[OutboxMessage]:
     )
 
 
-def outbox_attachment_visible(*, user, message_id: int, uuid) -> QuerySet[OutboxAttachment]:
+def outbox_attachment_visible(
+    *, user: User | AnonymousUser, message_id: int, uuid: UUID | str
+) -> QuerySet[OutboxAttachment]:
     """An attachment of a mail the user may see (empty if the mail is not visible)."""
     return OutboxAttachment.objects.filter(
         message__in=outbox_message_list(user=user).filter(pk=message_id).values("pk"),
@@ -48,7 +53,7 @@ def outbox_attachment_visible(*, user, message_id: int, uuid) -> QuerySet[Outbox
     )
 
 
-def outbox_link_attachment(*, uuid) -> OutboxAttachment | None:
+def outbox_link_attachment(*, uuid: UUID | str) -> OutboxAttachment | None:
     """The attachment behind a download link: only mails sent with links offer their files."""
     return (
         OutboxAttachment.objects.filter(uuid=uuid, message__attachment_type=AttachmentType.LINK)
@@ -57,7 +62,7 @@ def outbox_link_attachment(*, uuid) -> OutboxAttachment | None:
     )
 
 
-def delivery_attempt_list(*, user) -> QuerySet[DeliveryAttempt]:
+def delivery_attempt_list(*, user: User | AnonymousUser) -> QuerySet[DeliveryAttempt]:
     """Delivery attempts of the outbox mails the user may see."""
     if not user.is_authenticated or not user.has_perm(ATTEMPTS_PERMISSION):
         return DeliveryAttempt.objects.none()

@@ -16,6 +16,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Model
 from django.db.models.constants import OnConflict
+from django.db.models.fields.files import FieldFile
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from django.utils.html import format_html
@@ -249,26 +250,33 @@ class _Batch:
 
     def check(self, positions: range) -> None:
         """Look up the chunk's idempotency keys, validate and build the rest."""
-        keys = {}
+        unseen: dict[str, int] = {}
         for position in positions:
             key = self.mails[position].idempotency_key
-            if not key:
-                continue
-            if key in self.first_with_key:
-                self.same_key_as[position] = self.first_with_key[key]
-            else:
-                self.first_with_key[key] = position
-                keys[key] = position
-        if keys:
-            for message in OutboxMessage.objects.filter(idempotency_key__in=list(keys)):
-                self.result.messages[keys[message.idempotency_key or ""]] = message
+            if key and key not in self.first_with_key and key not in unseen:
+                unseen[key] = position
+        if unseen:
+            for message in OutboxMessage.objects.filter(idempotency_key__in=list(unseen)):
+                key = message.idempotency_key or ""
+                self.result.messages[unseen[key]] = message
+                self.first_with_key[key] = unseen[key]
         for position in positions:
-            if position in self.same_key_as or self.result.messages[position] is not None:
+            if self.result.messages[position] is not None:
+                continue
+            key = self.mails[position].idempotency_key
+            first = self.first_with_key.get(key) if key else None
+            if first is not None:
+                self.same_key_as[position] = first
                 continue
             try:
                 self.planned[position] = self._plan(self.mails[position])
             except ValidationError as exc:
                 self.result.errors[position] = exc
+                continue
+            # Only a stored (or to be stored) mail owns its key: after a refused one, the
+            # next mail with that key is stored.
+            if key:
+                self.first_with_key[key] = position
 
     def store(self, positions: range) -> None:
         """Insert the chunk's planned mails, then their attachments, and nudge delivery."""
@@ -521,7 +529,7 @@ def message_cancel(*, message: OutboxMessage) -> None:
     log_outbox_action(message=message, action="cancel")
 
 
-def _delete_files(files) -> None:
+def _delete_files(files: list[FieldFile]) -> None:
     for file in files:
         if file.name:
             file.storage.delete(file.name)

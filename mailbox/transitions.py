@@ -53,7 +53,7 @@ def check_transition(current: str, target: str) -> None:
 # confirm pages and bulk actions that explain a refusal, and the row menus that offer it.
 
 
-def resend_refusal(message) -> str | None:
+def resend_refusal(message: OutboxMessage) -> str | None:
     """Why the mail cannot be sent again; None if it can."""
     if message.status not in RESENDABLE:
         return _(
@@ -62,12 +62,12 @@ def resend_refusal(message) -> str | None:
     return None
 
 
-def cancel_refusal(message) -> str | None:
+def cancel_refusal(message: OutboxMessage) -> str | None:
     """Why the mail cannot be cancelled; None if it can."""
     return transition_refusal(message.status, Status.CANCELLED)
 
 
-def delete_refusal(message) -> str | None:
+def delete_refusal(message: OutboxMessage) -> str | None:
     """Why the mail cannot be deleted: a worker is sending it right now."""
     if message.status == Status.SENDING:
         return _("The mail is being sent right now; try again in a moment.")
@@ -77,7 +77,7 @@ def delete_refusal(message) -> str | None:
 REFUSALS = {"resend": resend_refusal, "cancel": cancel_refusal, "delete": delete_refusal}
 
 
-def transition(message: OutboxMessage, target: str, **fields) -> None:
+def transition(message: OutboxMessage, target: str, **fields: object) -> None:
     """Move message to target, writing fields with it, only if its status is still the one
     we read (a conditional UPDATE: a concurrent change makes this refuse, not overwrite)."""
     current = message.status

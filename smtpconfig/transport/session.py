@@ -91,7 +91,7 @@ class MailerSession(abc.ABC):
     def __enter__(self) -> MailerSession:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
