@@ -115,25 +115,43 @@ def prebuilt(message: OutboxMessage) -> bytes:
 # mail is: text and/or HTML, ASCII addresses, lines within SMTP's limit. Anything else
 # returns None and goes through the email package.
 
-# RFC 5322: a line is at most 998 characters; 78 is where headers should fold.
+# RFC 5322: a line is at most 998 characters; headers fold before 76, the limit RFC 2047
+# sets for lines with encoded words (and within the 78 RFC 5322 recommends for all).
 _LINE_LIMIT = 998
-_FOLD_AT = 78
+_FOLD_AT = 76
+# Headers written() writes itself: a mail that sets one of them among its extra headers
+# goes through the email package, which lets the extra header replace the row's value.
+_OWN_HEADERS = frozenset(
+    {
+        "bcc",
+        "cc",
+        "content-transfer-encoding",
+        "content-type",
+        "from",
+        "message-id",
+        "mime-version",
+        "reply-to",
+        "subject",
+        "to",
+    }
+)
 _LINE_ENDS = re.compile(r"\r\n|\r|\n")
 # Bytes that stand for themselves in a "Q" encoded word (RFC 2047 5(3)); space is "_".
 _Q_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/ ")
 # "=?utf-8?q?" and "?=" around at most 75 characters.
-_Q_ROOM = 75 - len("=?utf-8?q??=")
+_Q_ROOM_OVERHEAD = len("=?utf-8?q??=")
+_Q_ROOM = 75 - _Q_ROOM_OVERHEAD
 
 
-def _encoded_words(value: str) -> list[str]:
-    """RFC 2047 encoded words ("=?utf-8?q?…?="), each within 75 characters and never
+def _encoded_words(value: str, *, first_room: int = _Q_ROOM) -> list[str]:
+    """RFC 2047 encoded words ("=?utf-8?q?…?="), each within 75 characters (the first
+    within ``first_room`` characters of text, to fit after the header's name) and never
     splitting a character's bytes between two words."""
     words: list[str] = []
     chunk: list[str] = []
-    room = _Q_ROOM
+    room = first_room
     for char in value:
-        data = char.encode()
-        size = sum(1 if byte in _Q_PLAIN else 3 for byte in data)
+        size = sum(1 if byte in _Q_PLAIN else 3 for byte in char.encode())
         if size > room and chunk:
             words.append(header_encode("".join(chunk).encode(), "utf-8"))
             chunk, room = [], _Q_ROOM
@@ -146,11 +164,12 @@ def _encoded_words(value: str) -> list[str]:
 
 def _folded(name: str, tokens: list[str], glue: str = "") -> str | None:
     """ "Name: token token…" (``glue`` after every token but the last: "," between
-    addresses), folded before a token that would pass column 78; None when a line would
-    still pass the hard limit of 998 characters."""
+    addresses), folded (CRLF, space) before a token that would pass column 76; the first
+    token stays on the name's line, however long. None when a line would pass the hard
+    limit of 998 characters."""
     pieces = [token + glue for token in tokens[:-1]] + tokens[-1:]
     lines = []
-    line = f"{name}: {pieces[0]}" if pieces else f"{name}: "
+    line = f"{name}: {pieces[0]}"
     for piece in pieces[1:]:
         if len(line) + 1 + len(piece) <= _FOLD_AT:
             line += " " + piece
@@ -166,7 +185,9 @@ def _folded(name: str, tokens: list[str], glue: str = "") -> str | None:
 def _text_header(name: str, value: str) -> str | None:
     if value.isascii():
         return _folded(name, value.split(" "))
-    return _folded(name, _encoded_words(value))
+    # The first word fits after "Name: " within the 76 columns RFC 2047 allows.
+    first_room = max(1, _FOLD_AT - len(name) - 2 - (_Q_ROOM_OVERHEAD))
+    return _folded(name, _encoded_words(value, first_room=first_room))
 
 
 def _address_header(name: str, addresses: Iterable[str]) -> str | None:
@@ -176,14 +197,20 @@ def _address_header(name: str, addresses: Iterable[str]) -> str | None:
     return _folded(name, addresses, ",")
 
 
-def _sender(message: OutboxMessage) -> str | None:
+def _sender(message: OutboxMessage) -> list[str] | None:
+    """The From header's tokens (folded between them), or None for the email package."""
     if not message.from_email.isascii():
         return None
     if not message.from_name:
-        return message.from_email
+        return [message.from_email]
     if message.from_name.isascii():
-        return formataddr((message.from_name, message.from_email))
-    return " ".join(_encoded_words(message.from_name)) + f" <{message.from_email}>"
+        return formataddr((message.from_name, message.from_email)).split(" ")
+    words = _encoded_words(message.from_name)
+    if len(words) > 1:
+        # Python's own parser does not join encoded words of a display name (RFC 2047
+        # says a reader should): a name that long goes through the email package.
+        return None
+    return [*words, f"<{message.from_email}>"]
 
 
 def _body_part(text: str, subtype: str) -> tuple[list[str], bytes] | None:
@@ -203,7 +230,7 @@ def _body_part(text: str, subtype: str) -> tuple[list[str], bytes] | None:
 def written(message: OutboxMessage, *, date: datetime) -> bytes | None:
     """The mail as build_email() and render() make it, written directly; None when it is
     not one of the plain cases (see above) and needs the email package."""
-    if attaches_files(message):
+    if attaches_files(message) or any(name.lower() in _OWN_HEADERS for name in message.headers):
         return None
     parts = []
     if message.body_text or not message.body_html:
@@ -219,22 +246,21 @@ def written(message: OutboxMessage, *, date: datetime) -> bytes | None:
         "Message-ID": message.message_id,
     }
     headers.setdefault("Date", formatdate(date.timestamp(), localtime=settings.EMAIL_USE_LOCALTIME))
-    lines = []
     subject = _text_header("Subject", headers.pop("Subject"))
-    from_line = _folded("From", [sender])
+    from_line = _folded("From", sender)
     addresses = [
         _address_header(name, values)
         for name, values in (("To", message.to), ("Cc", message.cc), ("Reply-To", message.reply_to))
         if values
     ]
     extra = [
-        _text_header(name, value) if name.isascii() and name.isprintable() else None
+        _text_header(name, str(value)) if name.isascii() and name.isprintable() else None
         for name, value in headers.items()
     ]
     if subject is None or from_line is None or None in addresses or None in extra:
         return None
     lines = [subject, from_line, *addresses, *extra]
-    if len(parts) == 1:
+    if not message.body_html:
         [(part_headers, body)] = parts
         head = "\r\n".join([*part_headers, *lines])
         return head.encode() + b"\r\n\r\n" + body

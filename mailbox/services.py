@@ -1,6 +1,7 @@
 """Writes to the outbox. enqueue() is the one way a mail gets in."""
 
 import mimetypes
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,9 @@ from smtpconfig.selectors import smtp_configuration_default
 # far below SQLite's and PostgreSQL's limits, and a chunk's delivery starts while the
 # next is built.
 ENQUEUE_CHUNK_SIZE = 500
+
+# RFC 5322 2.2: printable ASCII but the colon, no space.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
 
 # Said alike wherever a header value is checked (compose forms, enqueue).
 HEADER_INJECTION_MESSAGE = gettext_lazy(
@@ -342,8 +346,13 @@ class _Batch:
             errors["subject"] = [_("Enter a subject.")]
         _check_no_line_breaks("subject", mail.subject, errors)
         _check_no_line_breaks("from_name", mail.from_name, errors)
-        for name, value in (mail.headers or {}).items():
+        headers = {str(name): str(value) for name, value in (mail.headers or {}).items()}
+        for name, value in headers.items():
             _check_no_line_breaks("headers", f"{name}{value}", errors)
+            if not _HEADER_NAME.fullmatch(name) and "\n" not in name and "\r" not in name:
+                errors.setdefault("headers", []).append(
+                    _("“%(name)s” is not a valid header name.") % {"name": name}
+                )
         _check_attachments(mail.attachments, errors)
         if mail.attachment_type not in AttachmentType.values:
             errors["attachment_type"] = [_("Unknown attachment type.")]
@@ -373,7 +382,7 @@ class _Batch:
             subject=mail.subject,
             body_text=mail.body_text,
             body_html=mail.body_html,
-            headers=mail.headers or {},
+            headers=headers,
             message_id=make_msgid(domain=from_email.rpartition("@")[2] or None),
             smtp_configuration=configuration,
             scheduled_at=mail.scheduled_at,
@@ -472,13 +481,34 @@ def _insert_postgresql(db: Any, fields: list[Any], rows: list[OutboxMessage]) ->
         f"SELECT * FROM UNNEST({arrays}) ON CONFLICT DO NOTHING "
         f"RETURNING {quote(OutboxMessage._meta.pk.column)}, {quote('message_id')}"
     )
-    params = [
-        [field.get_db_prep_save(field.pre_save(row, True), db) for row in rows] for field in fields
-    ]
+    params = [_column_values(field, rows, db) for field in fields]
     db.ensure_connection()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+# Columns whose Python value psycopg takes as it is: read straight from the instances
+# instead of through Field.get_db_prep_save(), which costs a few microseconds per value
+# (x 36 columns x every mail). JSON and anything else go through Django.
+_PLAIN_COLUMNS = {
+    "BigIntegerField",
+    "BinaryField",
+    "CharField",
+    "DateTimeField",
+    "ForeignKey",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "TextField",
+}
+
+
+def _column_values(field: Any, rows: list[OutboxMessage], db: Any) -> list[Any]:
+    if field.get_internal_type() in _PLAIN_COLUMNS and not getattr(field, "auto_now", False):
+        name = field.attname
+        return [getattr(row, name) for row in rows]
+    return [field.get_db_prep_save(field.pre_save(row, True), db) for row in rows]
 
 
 class _DeliveryNudge:
