@@ -13,7 +13,8 @@ The outbox row is the truth (docs/design.md, "Data flow" and 5.6.2). A run of ``
 3. sends the batch over one reused connection (reopened after
    ``max_messages_per_connection`` and after a dropped connection) and commits each
    mail's outcome with its DeliveryAttempt right after the server's reply, so a killed
-   worker can send at most its one in-flight mail twice (with the same Message-ID).
+   worker can send at most the one mail each of its sessions had in flight twice (with
+   the same Message-ID). A run holds several sessions at once, in threads (see _Crew).
    A mail goes out as the bytes enqueue() built (mailbox/mime.py), through a mailer
    session of smtpconfig.transport (SMTP, commands pipelined where the server offers
    it, or sendmail);
@@ -45,7 +46,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Min, Q, QuerySet
 from django.db.models.options import Options
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from mailbox import mime
@@ -858,8 +859,12 @@ class _Crew:
         self.threads: list[threading.Thread] = []
         self.finished: list[DeliveryStats] = []
         self.errors: list[BaseException] = []
+        # Sessions started (the limit counts these) and sessions holding a slot.
         self.running = 0
+        self.holding = 0
         self.most_at_once = 0
+        # Error texts written by sessions in threads are in the caller's language.
+        self.language = translation.get_language()
 
     def grow(self) -> None:
         """Start one more session if the limit allows and a slot looks free."""
@@ -879,7 +884,8 @@ class _Crew:
 
     def _in_thread(self) -> None:
         try:
-            self.session(counted=True)
+            with translation.override(self.language):
+                self.session(counted=True)
         except BaseException as exc:
             logger.exception("A delivery session of worker %s failed.", self.worker_id)
             with self.lock:
@@ -894,10 +900,9 @@ class _Crew:
     ) -> DeliveryStats:
         """One session: take a slot, send until done, free the slot. Returns its figures."""
         stats = DeliveryStats()
-        with self.lock:
-            if not counted:
+        if not counted:
+            with self.lock:
                 self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
         try:
             self._session(stats, on_backlog)
         finally:
@@ -926,6 +931,9 @@ class _Crew:
         if run.slot_id is None:
             stats.stop_reason = StopReason.NO_SLOT
             return
+        with self.lock:
+            self.holding += 1
+            self.most_at_once = max(self.most_at_once, self.holding)
         conn = _Connection(configuration, stats)
         try:
             with _relaxed_commit():
@@ -944,6 +952,8 @@ class _Crew:
                 run.release_pending()
             finally:
                 slot_release(slot_id=run.slot_id, holder=self.worker_id)
+                with self.lock:
+                    self.holding -= 1
 
     def finish(self) -> None:
         """Wait until every session in a thread has ended (a session may start another

@@ -43,7 +43,15 @@ from typing import Literal
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
+from aiosmtpd.smtp import (
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    TLSSetupException,
+    syntax,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -273,6 +281,17 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        server = self.server
+        # The message's content has arrived and the client waits for the reply.
+        server.data_in_flight += 1
+        server.most_data_in_flight = max(server.most_data_in_flight, server.data_in_flight)
+        try:
+            return await self._answer_data(smtp, envelope)
+        finally:
+            # Also when the client went away meanwhile (the handler is cancelled then).
+            server.data_in_flight -= 1
+
+    async def _answer_data(self, smtp: SMTP, envelope: Envelope) -> str:
         if self.server.before_data_reply is not None:
             # In the server's thread, while the client waits for the reply.
             self.server.before_data_reply()
@@ -288,6 +307,10 @@ class _Handler:
                 message=email.message_from_bytes(raw, policy=email.policy.default),
             )
         )
+        if self.server.data_delay > 0:
+            # Stored (received), but the client hears 250 only later, like a server that
+            # takes its time to queue a mail; the other sessions go on meanwhile.
+            await asyncio.sleep(self.server.data_delay)
         if self.server.data_reply is not None:
             return format_reply(self.server.data_reply)
         return f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
@@ -310,16 +333,28 @@ class _SmtpProtocol(SMTP):
         self._auth_required = auth_required
         self._test_server = handler.server
         self.messages_accepted = 0
+        # False for aiosmtpd's start-up probe (made before start() returned): not a session.
+        self._counts_as_session = self._test_server._counting_sessions
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None:
             self._test_server._connections.add(self)
             self._test_server.connections_made += 1
+            if self._counts_as_session:
+                self._test_server._session_opened(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self._test_server._connections.discard(self)
+        self._test_server._session_closed(self)
         super().connection_lost(error)
+
+    @syntax("QUIT")
+    async def smtp_QUIT(self, arg: str) -> None:
+        # The session ends with QUIT, before the client hears 221 (and may open another).
+        if not arg:
+            self._test_server._session_closed(self)
+        await super().smtp_QUIT(arg)
 
     def data_received(self, data: bytes) -> None:
         # One call per chunk the event loop read from the socket: how tests see whether
@@ -385,6 +420,15 @@ class SmtpTestServer:
     EHLO reply. ``reads`` lists the chunks of client data in the order the server read
     them from the socket (after TLS decryption); a chunk holding several commands means
     the client sent them in one write.
+
+    ``data_delay`` (seconds, default 0: answer at once; switchable, kept by ``reset()``)
+    stores each accepted message and then waits that long before its 250, without
+    blocking the other sessions: a slow server, for tests of parallel sessions.
+    ``open_sessions`` counts the client sessions open now (from the connection to QUIT
+    or hang-up) and ``most_sessions_at_once`` the most open at one time;
+    ``data_in_flight`` counts the messages whose content arrived and whose reply was not
+    yet given, ``most_data_in_flight`` the most at one time. ``reset()`` restarts both
+    maxima from the current figures.
     """
 
     host = LOCALHOST
@@ -402,6 +446,7 @@ class SmtpTestServer:
         require_starttls: bool = False,
         hostname: str = "mail.calmail.test",
         pipelining: bool = False,
+        data_delay: float = 0.0,
     ):
         if tls not in ("none", "starttls", "ssl"):
             raise ValueError(f"Unknown tls mode {tls!r}.")
@@ -432,6 +477,12 @@ class SmtpTestServer:
         self.before_data_reply: Callable[[], None] | None = None
         self.connections_made = 0
         self._connections: set[_SmtpProtocol] = set()
+        self.data_delay = data_delay
+        self.data_in_flight = 0
+        self.most_data_in_flight = 0
+        self.most_sessions_at_once = 0
+        self._sessions: set[_SmtpProtocol] = set()
+        self._counting_sessions = False
 
         if auth_require_tls is None:
             auth_require_tls = tls == "starttls"
@@ -470,12 +521,24 @@ class SmtpTestServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
+    def _session_opened(self, protocol: _SmtpProtocol) -> None:
+        self._sessions.add(protocol)
+        self.most_sessions_at_once = max(self.most_sessions_at_once, len(self._sessions))
+
+    def _session_closed(self, protocol: _SmtpProtocol) -> None:
+        self._sessions.discard(protocol)
+
     def start(self) -> SmtpTestServer:
         self._controller.start()
         self.port = self._controller.port
         # aiosmtpd's start-up probe was a connection too; count only the clients'.
         self.connections_made = 0
         self.reads.clear()
+        self._counting_sessions = True
         return self
 
     def stop(self) -> None:
@@ -509,6 +572,8 @@ class SmtpTestServer:
         self.drop_after_messages = None
         self.before_data_reply = None
         self.connections_made = 0
+        self.most_sessions_at_once = len(self._sessions)
+        self.most_data_in_flight = self.data_in_flight
 
     def __enter__(self) -> SmtpTestServer:
         return self.start()

@@ -29,7 +29,7 @@ def form_data(**overrides):
         "from_email": "kalibrierlabor@example.com",
         "rate_limit_per_minute": "",
         "rate_limit_per_hour": "",
-        "max_connections": "2",
+        "max_connections": "5",
         "max_messages_per_connection": "100",
     }
     data.update(overrides)
