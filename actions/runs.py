@@ -6,7 +6,6 @@ Creating and dispatching are apart: what creates a run returns it, and the task 
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,15 +16,13 @@ from django.utils.translation import gettext_noop
 
 from actions.models import Action, ActionRun, RunStatus, Trigger
 from calmail.common.mailtypes import Source
-from inventory.models import Customer
 from inventory.recipients import Recipient, resolve_selection
-from inventory.selectors import ScopeKind
 from mailbox.services import OutgoingMail, enqueue_many
 from maillog.models import Level
 from maillog.services import log_scheduler_event
 from templates_app.models import AddAttachment
 from templates_app.rendering import TemplateRenderError
-from templates_app.services import render_for_recipient
+from templates_app.services import RenderedMail, render_for_recipients
 
 # Mails queued per database transaction while a run fans out.
 COMMIT_EVERY = 100
@@ -123,17 +120,13 @@ def run_execute(*, run_id: int) -> ActionRun | None:
             # One commit per chunk, not per mail, and one bulk insert for the chunk's
             # mails; a crash mid-run is redone by the retry (idempotency keys).
             chunk = recipients[first : first + COMMIT_EVERY]
-            customers = _customer_details(chunk)
             mails: list[OutgoingMail] = []
             addressed: list[str] = []
-            for recipient in chunk:
-                prepared = _mail_for(
-                    run=run,
-                    action=action,
-                    recipient=recipient,
-                    today=today,
-                    details=_details_of(recipient, customers),
-                )
+            # The chunk's reports with one query, its customers' and users' details with
+            # one each (templates_app.rendering.render_for_recipients).
+            rendered = render_for_recipients(action.template, chunk, today)
+            for recipient, outcome in zip(chunk, rendered, strict=True):
+                prepared = _mail_for(run=run, action=action, recipient=recipient, rendered=outcome)
                 if isinstance(prepared, OutgoingMail):
                     mails.append(prepared)
                     addressed.append(recipient.email)
@@ -189,43 +182,16 @@ def idempotency_key(run_id: int, email: str) -> str:
     )
 
 
-def _customer_details(recipients: Sequence[Recipient]) -> dict[int, dict]:
-    """The placeholder data of the chunk's customers, in one query."""
-    # A customer scope always has its id (Scope checks it).
-    ids = {
-        r.scope.id
-        for r in recipients
-        if r.scope.kind == ScopeKind.CUSTOMER and r.scope.id is not None
-    }
-    if not ids:
-        return {}
-    rows = Customer.objects.filter(pk__in=ids).values_list("pk", "number", "name", "city")
-    return {pk: {"number": number, "name": name, "city": city} for pk, number, name, city in rows}
-
-
-def _details_of(recipient: Recipient, customers: dict[int, dict]) -> dict | None:
-    """As templates_app.selectors.recipient_details for a customer; None (let the
-    renderer look it up) for anyone else."""
-    if recipient.scope.kind != ScopeKind.CUSTOMER or recipient.scope.id is None:
-        return None
-    return {"customer": dict(customers.get(recipient.scope.id, {})), "user": {}}
-
-
 def _mail_for(
     *,
     run: ActionRun,
     action: Action,
     recipient: Recipient,
-    today: dt.date,
-    details: dict | None = None,
+    rendered: RenderedMail | TemplateRenderError,
 ) -> OutgoingMail | tuple[str, str]:
     """The recipient's mail, or why there is none: ("failed" | "skipped", reason)."""
-    try:
-        rendered = render_for_recipient(
-            template=action.template, recipient=recipient, today=today, details=details
-        )
-    except TemplateRenderError as exc:
-        return ("failed", str(exc))
+    if isinstance(rendered, TemplateRenderError):
+        return ("failed", str(rendered))
     # docs/design.md 5.6.1: a template without any attachment always sends; the action's switch
     # only decides about a mail whose template has a report that did not come out.
     if (

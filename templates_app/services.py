@@ -6,21 +6,23 @@ and renders subject and bodies in the restricted engine over plain data.
 """
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, prefetch_related_objects
 from django.db.models.deletion import Collector
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from calmail.common.mailtypes import AttachmentSpec, AttachmentType
-from inventory.models import Language
+from inventory.models import Customer, Language
 from inventory.recipients import Recipient
+from inventory.selectors import ScopeKind
 from maillog.models import AuditAction, Category
 from maillog.services import CHANGED, diff_fields, log_audit, snapshot
 from templates_app import rendering
@@ -28,6 +30,7 @@ from templates_app.models import AddAttachment, MailTemplate, MailTemplateTransl
 from templates_app.placeholders import placeholder_names
 from templates_app.reports import ReportData
 from templates_app.reports.exporters import export_report, filter_description, report_filename
+from templates_app.reports.registry import reports_built_ahead
 from templates_app.selectors import recipient_details
 
 EDITABLE_FIELDS = (
@@ -358,7 +361,7 @@ def render_for_recipient(
       .recipient_details gives it, when the caller already has it (a fan-out loads its
       customers in one query per chunk rather than one per recipient).
 
-    Raises TemplateRenderError with a message for the user when a text cannot be
+    Raises rendering.TemplateRenderError with a message for the user when a text cannot be
     rendered, or the report is no longer registered.
     """
     today = today or timezone.localdate()
@@ -469,3 +472,115 @@ def render_for_recipient(
         language_fallback=fallback,
         parameters=parameters,
     )
+
+
+# --- a chunk of recipients -----------------------------------------------------------------
+
+
+def render_for_recipients(
+    template: MailTemplate,
+    recipients: Sequence[Recipient],
+    today: datetime.date | None = None,
+    details_by_recipient: Mapping[Recipient, dict | None] | None = None,
+    *,
+    link_builder: Callable[[str], str] | None = None,
+) -> list["RenderedMail | rendering.TemplateRenderError"]:
+    """render_for_recipient() for each of a chunk of recipients, in their order: the
+    rendered mail, or the rendering.TemplateRenderError that recipient's render raised (other
+    errors propagate). The mails are those render_for_recipient() makes one by one.
+
+    Shared work is done once for the chunk: the template's texts are read once, the
+    report rows of all the chunk's customers (or users) are read with one query per
+    language (the report's provider's build_many()), and the customer/user details
+    missing from details_by_recipient (or all, without it) with one query per kind.
+    details_by_recipient maps a recipient to what templates_app.selectors
+    .recipient_details() gives for it (None: load it here).
+
+    Meant for chunks of about a hundred recipients: the chunk's report rows are held
+    until it is done (up to the provider's bound; the rest are read one by one).
+    """
+    today = today or timezone.localdate()
+    prefetch_related_objects([template], "translations")
+    details = _details_of_many(recipients, details_by_recipient or {})
+    results: list[RenderedMail | rendering.TemplateRenderError] = []
+    with reports_built_ahead() as ahead:
+        provider = template.report_provider if template.report else None
+        available = {texts.language for texts in template.translations.all()}
+        if provider is not None and available:
+            scopes_by_language: dict[str, list] = {}
+            for recipient in recipients:
+                language, _fallback = choose_language(
+                    available=available,
+                    default_language=template.default_language,
+                    wanted=recipient.language,
+                )
+                scopes_by_language.setdefault(language, []).append(recipient.scope)
+            for language, scopes in scopes_by_language.items():
+                # The rows' texts ("overdue") in the language each mail is written in.
+                with translation.override(language):
+                    ahead.add(
+                        provider,
+                        scopes=scopes,
+                        due_filter=template.due_filter,
+                        window_days=template.due_window_days,
+                        today=today,
+                    )
+        for recipient in recipients:
+            try:
+                results.append(
+                    render_for_recipient(
+                        template=template,
+                        recipient=recipient,
+                        today=today,
+                        link_builder=link_builder,
+                        details=details[recipient],
+                    )
+                )
+            except rendering.TemplateRenderError as exc:
+                results.append(exc)
+    return results
+
+
+def _details_of_many(
+    recipients: Sequence[Recipient], given: Mapping[Recipient, dict | None]
+) -> dict[Recipient, dict]:
+    """templates_app.selectors.recipient_details() for every recipient that has none
+    given: one query for the customers, one for the users."""
+    details: dict[Recipient, dict] = {}
+    customer_ids: set[int] = set()
+    user_ids: set[int] = set()
+    for recipient in recipients:
+        known = given.get(recipient)
+        scope = recipient.scope
+        if known is not None:
+            details[recipient] = known
+        elif scope.kind == ScopeKind.CUSTOMER and scope.id is not None:
+            customer_ids.add(scope.id)
+        elif scope.kind == ScopeKind.USER and scope.id is not None:
+            user_ids.add(scope.id)
+    customers: dict[int, dict] = {}
+    if customer_ids:
+        rows = Customer.objects.filter(pk__in=customer_ids).values_list(
+            "pk", "number", "name", "city"
+        )
+        customers = {
+            pk: {"number": number, "name": name, "city": city} for pk, number, name, city in rows
+        }
+    users: dict[int, dict] = {}
+    if user_ids:
+        people = (
+            get_user_model()
+            .objects.filter(pk__in=user_ids)
+            .values_list("pk", "first_name", "last_name", "username", "email")
+        )
+        for pk, first_name, last_name, username, email in people:
+            full = f"{first_name} {last_name}".strip()
+            users[pk] = {"name": full or username, "email": email}
+    for recipient in recipients:
+        if recipient in details:
+            continue
+        scope = recipient.scope
+        customer = customers.get(scope.id or 0) if scope.kind == ScopeKind.CUSTOMER else None
+        user = users.get(scope.id or 0) if scope.kind == ScopeKind.USER else None
+        details[recipient] = {"customer": dict(customer or {}), "user": dict(user or {})}
+    return details

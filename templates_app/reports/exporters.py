@@ -6,11 +6,15 @@ the PDF's texts follow the active language.
 
 import csv
 import datetime
+import functools
 import gc
 import io
 import re
+import struct
 import threading
+import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from xml.sax.saxutils import escape as xml_escape
 
@@ -57,6 +61,14 @@ def report_filename(title: str, today: datetime.date, export_type: str) -> str:
 
 
 def filter_description(report: ReportData) -> str:
+    key = ("filter", translation.get_language())
+    text = report.texts.get(key)
+    if text is None:
+        text = report.texts[key] = _filter_description(report)
+    return str(text)
+
+
+def _filter_description(report: ReportData) -> str:
     label = DueFilter(report.due_filter).label if report.due_filter in DueFilter.values else ""
     if report.due_filter in (DueFilter.DUE, DueFilter.DUE_OVERDUE):
         return _("%(filter)s, window %(days)s days (until %(date)s)") % {
@@ -112,19 +124,20 @@ def export_excel(report: ReportData) -> bytes:
 
     A fan-out makes one small workbook per recipient, and openpyxl spends most of each on
     the parts that never change (styles, theme, relationships). So the unchanging parts
-    are made once by openpyxl and kept; per report only the sheet, the workbook part and
-    the properties are written here. Values outside the plain types (or with characters
-    XML cannot hold) take openpyxl's general path, so the result never differs.
+    are made once by openpyxl and kept, compressed; per report only the sheet, the
+    workbook part and the properties are written and compressed here. Values outside the
+    plain types (or with characters XML cannot hold) take openpyxl's general path, so the
+    result never differs.
     """
     date_format_code = EXCEL_DATE_FORMATS.get(translation.get_language() or "", "YYYY-MM-DD")
     keys = [column.key for column in report.columns]
     date_keys = {column.key for column in report.columns if column.kind == ColumnKind.DATE}
-    headers = report.headers()
-    if not all(_plain(value, date=False) for value in headers) or not all(
+    skeleton = _skeleton(date_format_code)
+    header_row = _header_row(tuple(report.headers()), skeleton.bold)
+    if header_row is None or not all(
         _plain(row.get(key), date=key in date_keys) for row in report.rows for key in keys
     ):
         return _export_excel_openpyxl(report)
-    skeleton = _skeleton(date_format_code)
     title = _SHEET_FORBIDDEN.sub(" ", report.title)[:31].strip() or "Report"
     last_column = get_column_letter(max(len(keys), 1))
     last_row = report.count + 1
@@ -135,10 +148,7 @@ def export_excel(report: ReportData) -> bytes:
     for index, width in enumerate(_column_widths(report), start=1):
         sheet.append(f'<col width="{width}" customWidth="1" min="{index}" max="{index}" />')
     sheet.append("</cols><sheetData>")
-    sheet.append('<row r="1">')
-    for letter, label in zip(letters, headers, strict=True):
-        sheet.append(_text_cell(f"{letter}1", neutralise(label), skeleton.bold))
-    sheet.append("</row>")
+    sheet.append(header_row)
     for number, row in enumerate(report.rows, start=2):
         sheet.append(f'<row r="{number}">')
         for letter, key in zip(letters, keys, strict=True):
@@ -162,16 +172,100 @@ def export_excel(report: ReportData) -> bytes:
         filter=xml_escape(f"{quoted}!$A$1:${last_column}${last_row}"),
     )
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in skeleton.before:
-            archive.writestr(name, content)
-        archive.writestr("docProps/core.xml", _CORE.format(stamp=stamp))
-        archive.writestr("xl/worksheets/sheet1.xml", "".join(sheet))
-        archive.writestr("xl/workbook.xml", workbook)
-        for name, content in skeleton.after:
-            archive.writestr(name, content)
-    return buffer.getvalue()
+    return _zip(
+        [
+            *skeleton.before,
+            # These two repeat across a fan-out (same second, same title and row count).
+            _repeated_part("docProps/core.xml", _CORE.format(stamp=stamp).encode()),
+            _ZipPart.of("xl/worksheets/sheet1.xml", "".join(sheet).encode()),
+            _repeated_part("xl/workbook.xml", workbook.encode()),
+            *skeleton.after,
+        ]
+    )
+
+
+# --- a zip archive of parts compressed beforehand ------------------------------------------
+# zipfile compresses every part it writes; the skeleton's parts (the theme alone is 10 kB)
+# are the same in every workbook, so they are compressed once. The archive is what
+# zipfile.ZipFile(…, "w", ZIP_DEFLATED).writestr() makes: the same headers, the same
+# deflate stream (zlib's default level, raw), the time of writing.
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")
+_END_RECORD = struct.Struct("<4s4H2LH")
+_ZIP_VERSION = 20  # deflate
+_ZIP_SYSTEM = 3  # Unix, as zipfile writes it anywhere but Windows
+_ZIP_FILE_ATTRIBUTES = 0o600 << 16  # zipfile's for a part written from bytes
+
+
+@dataclass(frozen=True)
+class _ZipPart:
+    name: bytes
+    crc: int
+    size: int
+    compressed: bytes
+
+    @classmethod
+    def of(cls, name: str, content: bytes) -> "_ZipPart":
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        compressed = compressor.compress(content) + compressor.flush()
+        return cls(name.encode("ascii"), zlib.crc32(content), len(content), compressed)
+
+
+@functools.lru_cache(maxsize=64)
+def _repeated_part(name: str, content: bytes) -> _ZipPart:
+    """A small part many workbooks in a row have (kept compressed, by its content)."""
+    return _ZipPart.of(name, content)
+
+
+def _zip(parts: list[_ZipPart]) -> bytes:
+    year, month, day, hour, minute, second = time.localtime()[:6]
+    dos_time = hour << 11 | minute << 5 | second // 2
+    dos_date = max(year - 1980, 0) << 9 | month << 5 | day
+    chunks: list[bytes] = []
+    central: list[bytes] = []
+    offset = 0
+    for part in parts:
+        fields = (zipfile.ZIP_DEFLATED, dos_time, dos_date, part.crc)
+        sizes = (len(part.compressed), part.size, len(part.name))
+        header = _LOCAL_HEADER.pack(b"PK\x03\x04", _ZIP_VERSION, 0, 0, *fields, *sizes, 0)
+        chunks += (header, part.name, part.compressed)
+        central += (
+            _CENTRAL_HEADER.pack(
+                b"PK\x01\x02",
+                _ZIP_VERSION,
+                _ZIP_SYSTEM,
+                _ZIP_VERSION,
+                0,
+                0,
+                *fields,
+                *sizes,
+                0,
+                0,
+                0,
+                0,
+                _ZIP_FILE_ATTRIBUTES,
+                offset,
+            ),
+            part.name,
+        )
+        offset += len(header) + len(part.name) + len(part.compressed)
+    directory = b"".join(central)
+    end = _END_RECORD.pack(b"PK\x05\x06", 0, 0, len(parts), len(parts), len(directory), offset, 0)
+    return b"".join(chunks) + directory + end
+
+
+@functools.lru_cache(maxsize=32)
+def _header_row(headers: tuple[str, ...], bold: int) -> str | None:
+    """The bold header row (the same for every report of a fan-out), or None when a
+    header is not plain (the general path writes the report)."""
+    if not all(_plain(value, date=False) for value in headers):
+        return None
+    cells = [
+        _text_cell(f"{get_column_letter(index)}1", neutralise(label), bold)
+        for index, label in enumerate(headers, start=1)
+    ]
+    return '<row r="1">' + "".join(cells) + "</row>"
 
 
 _PLAIN_TYPES = (str, int, datetime.date, type(None))
@@ -204,8 +298,8 @@ def _text_cell(reference: str, value: str, style: int | None) -> str:
 
 @dataclass(frozen=True)
 class _Skeleton:
-    before: list[tuple[str, bytes]]
-    after: list[tuple[str, bytes]]
+    before: list["_ZipPart"]
+    after: list["_ZipPart"]
     bold: int
     date: int
 
@@ -267,13 +361,14 @@ def _skeleton(date_format_code: str) -> _Skeleton:
         workbook.save(buffer)
         with zipfile.ZipFile(buffer) as archive:
             names = archive.namelist()
-            parts = [(name, archive.read(name)) for name in names]
+            parts = [_ZipPart.of(name, archive.read(name)) for name in names]
             styles = dict(_STYLE_OF.findall(archive.read("xl/worksheets/sheet1.xml").decode()))
         # The archive keeps openpyxl's order of parts: those before the sheet, then after.
         first = names.index("docProps/core.xml")
+        kept = [part for part in parts if part.name.decode() not in _PER_REPORT]
         skeleton = _Skeleton(
-            before=[part for part in parts[:first] if part[0] not in _PER_REPORT],
-            after=[part for part in parts[first:] if part[0] not in _PER_REPORT],
+            before=[part for part in kept if names.index(part.name.decode()) < first],
+            after=[part for part in kept if names.index(part.name.decode()) > first],
             bold=int(styles["A1"]),
             date=int(styles["A2"]),
         )

@@ -1,12 +1,18 @@
 """The built-in reports over calmail's inventory app: one per template type at least.
 
 Rows are read with values_list() in chunks: a report of tens of thousands of rows never
-builds a model instance per row.
+builds a model instance per row. For a fan-out, build_rows_many() reads the rows of many
+customers (or users) with one query, ordered by the customer and then as build_rows()
+orders them, and splits them by customer.
 """
 
+import collections
 import datetime
+import itertools
+import operator
+from collections.abc import Sequence
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -29,6 +35,9 @@ from templates_app.reports.registry import (
 )
 
 CHUNK_SIZE = 2000
+# build_rows_many() stops taking further scopes once it holds this many rows (those left
+# are built one by one): a chunk of large customers does not sit in memory at once.
+MAX_ROWS_AHEAD = 20_000
 
 
 def due_state(due: datetime.date | None, *, today: datetime.date, window_days: int) -> str:
@@ -51,7 +60,129 @@ def _customer(number: str | None, name: str | None) -> str:
     return f"{number} · {name}" if number else ""
 
 
-class InstrumentsDueReport(Report):
+class _QueryReport(Report):
+    """A report read with one values_list() query: build_rows() for one scope,
+    build_rows_many() for many scopes of a kind at once.
+
+    Subclasses give the ordered queryset of a scope (queryset()), the columns read
+    (VALUES), how a row of them becomes the report's row (row_maker()), and per kind of
+    scope the lookup that narrows the queryset of Scope.all() to exactly the queryset of
+    one scope of that kind (SCOPE_LOOKUPS, as inventory.selectors narrows it).
+    """
+
+    VALUES: tuple[str, ...] = ()
+    SCOPE_LOOKUPS: dict[ScopeKind, str] = {}
+
+    def queryset(
+        self, *, scope: Scope, due_filter: str, window_days: int, today: datetime.date
+    ) -> QuerySet:
+        raise NotImplementedError
+
+    def row_maker(self, *, window_days: int, today: datetime.date):
+        """A function from a tuple of VALUES to the row dict (in the active language)."""
+        raise NotImplementedError
+
+    def build_rows(self, *, scope, due_filter, window_days, today):
+        values = self.queryset(
+            scope=scope, due_filter=due_filter, window_days=window_days, today=today
+        ).values_list(*self.VALUES)
+        make = self.row_maker(window_days=window_days, today=today)
+        for record in values.iterator(chunk_size=CHUNK_SIZE):
+            yield make(record)
+
+    def build_rows_many(
+        self,
+        *,
+        scopes: Sequence[Scope],
+        due_filter: str,
+        window_days: int,
+        today: datetime.date,
+    ) -> dict[Scope, list[dict]]:
+        """One query per kind of scope with a lookup (customers, users). A scope of
+        another kind (all) is built ahead only when it occurs more than once, so its
+        recipients share one report. Left out (build() makes them one by one): a kind
+        with a single scope, a scope of another kind that occurs once, and those past
+        MAX_ROWS_AHEAD rows."""
+        if type(self).build_rows is not _QueryReport.build_rows:
+            # A subclass that makes its rows otherwise: build_rows() is the truth.
+            return super().build_rows_many(
+                scopes=scopes, due_filter=due_filter, window_days=window_days, today=today
+            )
+        occurrences = collections.Counter(scopes)
+        by_kind: dict[ScopeKind, list[Scope]] = {}
+        for scope in occurrences:
+            by_kind.setdefault(scope.kind, []).append(scope)
+        rows: dict[Scope, list[dict]] = {}
+        for kind, group in by_kind.items():
+            if kind in self.SCOPE_LOOKUPS and len(group) > 1:
+                rows.update(
+                    self._rows_of_kind(
+                        kind,
+                        group,
+                        due_filter=due_filter,
+                        window_days=window_days,
+                        today=today,
+                        budget=MAX_ROWS_AHEAD,
+                    )
+                )
+            elif kind not in self.SCOPE_LOOKUPS:
+                for scope in group:
+                    if occurrences[scope] > 1:
+                        rows[scope] = list(
+                            self.build_rows(
+                                scope=scope,
+                                due_filter=due_filter,
+                                window_days=window_days,
+                                today=today,
+                            )
+                        )
+        return rows
+
+    def _rows_of_kind(
+        self,
+        kind: ScopeKind,
+        scopes: list[Scope],
+        *,
+        due_filter: str,
+        window_days: int,
+        today: datetime.date,
+        budget: int,
+    ) -> dict[Scope, list[dict]]:
+        lookup = self.SCOPE_LOOKUPS[kind]
+        by_id = {scope.id: scope for scope in scopes if scope.id is not None}
+        queryset = self.queryset(
+            scope=Scope.all(), due_filter=due_filter, window_days=window_days, today=today
+        ).filter(**{f"{lookup}__in": list(by_id)})
+        # By the scope first, then in the report's own order: each scope's rows come
+        # together and in the order build_rows() gives them.
+        queryset = queryset.order_by(lookup, *queryset.query.order_by)
+        make = self.row_maker(window_days=window_days, today=today)
+        records = queryset.values_list(lookup, *self.VALUES).iterator(chunk_size=CHUNK_SIZE)
+        rows: dict[Scope, list[dict]] = {}
+        held = 0
+        stopped_at: int | None = None
+        try:
+            for scope_id, group in itertools.groupby(records, key=operator.itemgetter(0)):
+                if held >= budget:
+                    # This scope and those after it wait for build().
+                    stopped_at = scope_id
+                    break
+                built = rows[by_id[scope_id]] = [make(record[1:]) for record in group]
+                held += len(built)
+        finally:
+            # A generator: closing it closes the database cursor when reading stopped early.
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
+        # Scopes without rows: every other one when all rows were read, else those before
+        # the scope the reading stopped at.
+        for scope_id, scope in by_id.items():
+            if scope not in rows and (stopped_at is None or scope_id < stopped_at):
+                rows[scope] = []
+        return rows
+
+
+class InstrumentsDueReport(_QueryReport):
     """INVENTORY: instruments with their calibration due dates, soonest first."""
 
     key = "instruments_due"
@@ -73,39 +204,45 @@ class InstrumentsDueReport(Report):
         Column("due_state", gettext_lazy("Status"), width=10),
     )
 
-    def build_rows(self, *, scope, due_filter, window_days, today):
-        queryset = filter_due(
+    VALUES = (
+        "inventory_number",
+        "description",
+        "manufacturer",
+        "model",
+        "serial_number",
+        "customer__number",
+        "customer__name",
+        "location__name",
+        "last_calibration",
+        "next_due_date",
+    )
+    # instruments_for_scope(): a customer's instruments, those a user is responsible for.
+    SCOPE_LOOKUPS = {ScopeKind.CUSTOMER: "customer_id", ScopeKind.USER: "responsible_id"}
+
+    def queryset(self, *, scope, due_filter, window_days, today):
+        return filter_due(
             instruments_for_scope(scope=scope),
             field="next_due_date",
             due_filter=due_filter,
             today=today,
             window_days=window_days,
         ).order_by(F("next_due_date").asc(nulls_last=True), "inventory_number")
-        values = queryset.values_list(
-            "inventory_number",
-            "description",
-            "manufacturer",
-            "model",
-            "serial_number",
-            "customer__number",
-            "customer__name",
-            "location__name",
-            "last_calibration",
-            "next_due_date",
-        )
-        for (
-            number,
-            description,
-            manufacturer,
-            model,
-            serial,
-            customer_number,
-            customer_name,
-            location,
-            last_calibration,
-            next_due,
-        ) in values.iterator(chunk_size=CHUNK_SIZE):
-            yield {
+
+    def row_maker(self, *, window_days, today):
+        def make(record) -> dict:
+            (
+                number,
+                description,
+                manufacturer,
+                model,
+                serial,
+                customer_number,
+                customer_name,
+                location,
+                last_calibration,
+                next_due,
+            ) = record
+            return {
                 "inventory_number": number,
                 "description": description,
                 "manufacturer": manufacturer,
@@ -118,8 +255,10 @@ class InstrumentsDueReport(Report):
                 "due_state": due_state(next_due, today=today, window_days=window_days),
             }
 
+        return make
 
-class InstrumentsByLocationReport(Report):
+
+class InstrumentsByLocationReport(_QueryReport):
     """LOCATION: instruments grouped by location (sorted by it; the location is the first
     column, so a template can {% regroup rows by location as groups %})."""
 
@@ -141,7 +280,27 @@ class InstrumentsByLocationReport(Report):
         Column("due_state", gettext_lazy("Status"), width=10),
     )
 
-    def build_rows(self, *, scope, due_filter, window_days, today):
+    VALUES = (
+        "location__name",
+        "location__city",
+        "location__responsible__first_name",
+        "location__responsible__last_name",
+        "location__responsible__username",
+        "customer__number",
+        "customer__name",
+        "inventory_number",
+        "description",
+        "serial_number",
+        "next_due_date",
+    )
+    # A customer's instruments; a user's: those at the locations the user looks after
+    # (locations_for_scope()), that is the instruments whose location is theirs.
+    SCOPE_LOOKUPS = {
+        ScopeKind.CUSTOMER: "customer_id",
+        ScopeKind.USER: "location__responsible_id",
+    }
+
+    def queryset(self, *, scope, due_filter, window_days, today):
         if scope.kind == ScopeKind.USER:
             # A user's records here are the instruments at the locations they look after.
             instruments = instruments_for_scope(scope=Scope.all()).filter(
@@ -149,7 +308,7 @@ class InstrumentsByLocationReport(Report):
             )
         else:
             instruments = instruments_for_scope(scope=scope)
-        queryset = filter_due(
+        return filter_due(
             instruments,
             field="next_due_date",
             due_filter=due_filter,
@@ -161,34 +320,25 @@ class InstrumentsByLocationReport(Report):
             F("next_due_date").asc(nulls_last=True),
             "inventory_number",
         )
-        values = queryset.values_list(
-            "location__name",
-            "location__city",
-            "location__responsible__first_name",
-            "location__responsible__last_name",
-            "location__responsible__username",
-            "customer__number",
-            "customer__name",
-            "inventory_number",
-            "description",
-            "serial_number",
-            "next_due_date",
-        )
+
+    def row_maker(self, *, window_days, today):
         no_location = _("(no location)")
-        for (
-            location,
-            city,
-            first_name,
-            last_name,
-            username,
-            customer_number,
-            customer_name,
-            number,
-            description,
-            serial,
-            next_due,
-        ) in values.iterator(chunk_size=CHUNK_SIZE):
-            yield {
+
+        def make(record) -> dict:
+            (
+                location,
+                city,
+                first_name,
+                last_name,
+                username,
+                customer_number,
+                customer_name,
+                number,
+                description,
+                serial,
+                next_due,
+            ) = record
+            return {
                 "location": location or no_location,
                 "location_city": city or "",
                 "location_responsible": _person(first_name, last_name, username),
@@ -200,8 +350,10 @@ class InstrumentsByLocationReport(Report):
                 "due_state": due_state(next_due, today=today, window_days=window_days),
             }
 
+        return make
 
-class OpenTicketsReport(Report):
+
+class OpenTicketsReport(_QueryReport):
     """SUPPORT: open support tickets by due date."""
 
     key = "open_tickets"
@@ -218,37 +370,43 @@ class OpenTicketsReport(Report):
         Column("due_state", gettext_lazy("Status"), width=10),
     )
 
-    def build_rows(self, *, scope, due_filter, window_days, today):
-        queryset = filter_due(
+    VALUES = (
+        "number",
+        "subject",
+        "customer__number",
+        "customer__name",
+        "assignee__first_name",
+        "assignee__last_name",
+        "assignee__username",
+        "created_at",
+        "due_date",
+    )
+    # tickets_for_scope(): a customer's tickets, those assigned to a user.
+    SCOPE_LOOKUPS = {ScopeKind.CUSTOMER: "customer_id", ScopeKind.USER: "assignee_id"}
+
+    def queryset(self, *, scope, due_filter, window_days, today):
+        return filter_due(
             tickets_for_scope(scope=scope),
             field="due_date",
             due_filter=due_filter,
             today=today,
             window_days=window_days,
         ).order_by(F("due_date").asc(nulls_last=True), "number")
-        values = queryset.values_list(
-            "number",
-            "subject",
-            "customer__number",
-            "customer__name",
-            "assignee__first_name",
-            "assignee__last_name",
-            "assignee__username",
-            "created_at",
-            "due_date",
-        )
-        for (
-            number,
-            subject,
-            customer_number,
-            customer_name,
-            first_name,
-            last_name,
-            username,
-            created_at,
-            due_date,
-        ) in values.iterator(chunk_size=CHUNK_SIZE):
-            yield {
+
+    def row_maker(self, *, window_days, today):
+        def make(record) -> dict:
+            (
+                number,
+                subject,
+                customer_number,
+                customer_name,
+                first_name,
+                last_name,
+                username,
+                created_at,
+                due_date,
+            ) = record
+            return {
                 "number": number,
                 "subject": subject,
                 "customer": _customer(customer_number, customer_name),
@@ -257,6 +415,8 @@ class OpenTicketsReport(Report):
                 "due_date": due_date,
                 "due_state": due_state(due_date, today=today, window_days=window_days),
             }
+
+        return make
 
 
 def _local_date(value: datetime.datetime | None) -> datetime.date | None:
