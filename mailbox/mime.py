@@ -183,6 +183,8 @@ def _folded(name: str, tokens: list[str], glue: str = "") -> str | None:
 
 
 def _text_header(name: str, value: str) -> str | None:
+    if len(name) + 2 + len(value) <= _FOLD_AT and value.isascii():
+        return f"{name}: {value}"
     if value.isascii():
         return _folded(name, value.split(" "))
     # The first word fits after "Name: " within the 76 columns RFC 2047 allows.
@@ -194,6 +196,8 @@ def _address_header(name: str, addresses: Iterable[str]) -> str | None:
     addresses = list(addresses)
     if not all(address.isascii() for address in addresses):
         return None
+    if len(addresses) == 1 and len(name) + 2 + len(addresses[0]) <= _FOLD_AT:
+        return f"{name}: {addresses[0]}"
     return _folded(name, addresses, ",")
 
 
