@@ -89,6 +89,8 @@ BUILD_FIELDS = (
     "headers",
     "message_id",
 )
+# How long a session's claimed batch should take to send (see _drain).
+CLAIM_SECONDS = 1.0
 # Not for security: spreading retries so deferred mail does not come back in one burst.
 _jitter = random.Random()  # noqa: S311
 
@@ -981,6 +983,8 @@ def _drain(
     stats = run.stats
     configuration = run.configuration
     backlog_reported = on_backlog is None
+    # Seconds per mail in the last batch (None before the first).
+    pace: float | None = None
     while True:
         if max_messages is not None and stats.attempted >= max_messages:
             stats.stop_reason = StopReason.MAX_MESSAGES
@@ -994,7 +998,9 @@ def _drain(
         if run.halt.is_set():
             stats.stop_reason = StopReason.STOPPED
             return
-        limit = batch_size
+        # A slow server gets smaller claims: a session holds about CLAIM_SECONDS of work, so
+        # at the end of a backlog no session still sends 50 mails while the others idle.
+        limit = batch_size if pace is None else max(1, min(batch_size, int(CLAIM_SECONDS / pace)))
         if max_messages is not None:
             limit = min(limit, max_messages - stats.attempted)
         now = timezone.now()
@@ -1008,7 +1014,7 @@ def _drain(
             return
         stats.claimed += len(rows)
         stats.batches += 1
-        if len(rows) == batch_size and configuration.max_connections > 1:
+        if len(rows) == limit and configuration.max_connections > 1:
             # A backlog: more sessions in this process, and (once) a run in another.
             if grow is not None:
                 grow()
@@ -1016,7 +1022,10 @@ def _drain(
                 backlog_reported = True
                 if on_backlog is not None:
                     on_backlog()
-        if not _send_batch(run, rows, conn):
+        started = time.monotonic()
+        sent_all = _send_batch(run, rows, conn)
+        pace = (time.monotonic() - started) / len(rows)
+        if not sent_all:
             if run.lease_lost:
                 stats.stop_reason = StopReason.LEASE_LOST
             elif run.halt.is_set():
