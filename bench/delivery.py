@@ -1,6 +1,6 @@
 """Delivery benchmark: mails per second through the real engine, against a plain-smtplib ceiling.
 
-    python bench/delivery.py [--count 20000] [--workers 2] [--latency 100] [--latency-count 2000]
+    python bench/delivery.py [--count 20000] [--workers 2] [--latency 100] [--latency-count 5000]
 
 1. A throwaway database: a new PostgreSQL database when DATABASE_URL points to PostgreSQL
    (dropped at the end), else a temporary SQLite file; migrations applied.
@@ -22,7 +22,7 @@
 6. The latency phase (skipped with --latency 0): an aiosmtpd server that answers each
    mail's content after --latency ms (asyncio.sleep, so it serves many sessions at once),
    a fresh SMTP configuration with --max-connections (10), a fresh worker, and
-   --latency-count mails (2000) through the same enqueue and clock. The server counts the
+   --latency-count mails (5000) through the same enqueue and clock. The server counts the
    sessions open at once; sessions / latency is the physical limit, since a session
    carries one mail at a time.
 
@@ -839,7 +839,7 @@ def main() -> None:
         help="latency phase: the SMTP server answers each mail after MS ms; 0 skips it (100)",
     )
     parser.add_argument(
-        "--latency-count", type=int, default=2000, help="mails of the latency phase (2000)"
+        "--latency-count", type=int, default=5000, help="mails of the latency phase (5000)"
     )
     parser.add_argument(
         "--pipelining",
