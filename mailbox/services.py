@@ -1,7 +1,10 @@
 """Writes to the outbox. enqueue() is the one way a mail gets in."""
 
+import logging
 import mimetypes
+import random
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail.message import make_msgid
 from django.core.validators import validate_email
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.db.models import Model
 from django.db.models.constants import OnConflict
 from django.db.models.fields.files import FieldFile
@@ -45,6 +48,9 @@ from mailbox.transitions import InvalidTransition, delete_refusal, resend_refusa
 from maillog.services import log_outbox_action
 from smtpconfig.models import SmtpConfiguration
 from smtpconfig.selectors import smtp_configuration_default
+
+logger = logging.getLogger(__name__)
+_jitter = random.Random()  # noqa: S311
 
 # Mails per INSERT (and per commit outside a transaction): about 36 parameters each stay
 # far below SQLite's and PostgreSQL's limits, and a chunk's delivery starts while the
@@ -286,7 +292,7 @@ class _Batch:
         """Insert the chunk's planned mails, then their attachments, and nudge delivery."""
         planned = [(p, self.planned.pop(p)) for p in positions if p in self.planned]
         rows = [message for _position, (message, _files) in planned]
-        inserted = _insert_skipping_known_keys(rows)
+        inserted = _insert_retrying_deadlocks(rows)
         conflicting = [row.idempotency_key for row in rows if row.pk is None]
         existing = (
             {
@@ -430,6 +436,34 @@ def _add_download_links(message: OutboxMessage, attachments: list[OutboxAttachme
             format_html('<li><a href="{}">{}</a></li>', url, name) for name, url in links
         )
         message.body_html += format_html("<p>{}</p><ul>{}</ul>", heading, mark_safe(items))  # noqa: S308
+
+
+# A deadlock between two callers inserting overlapping idempotency keys in a different
+# order (PostgreSQL aborts one of them): the aborted INSERT runs again, up to this often.
+DEADLOCK_ATTEMPTS = 5
+_DEADLOCK = "40P01"
+
+
+def _insert_retrying_deadlocks(rows: list[OutboxMessage]) -> int:
+    """_insert_skipping_known_keys() in a savepoint, run again when PostgreSQL chose it as
+    the victim of a deadlock: the other caller goes on and commits, and the next try skips
+    the keys it stored. (Keys this transaction stored in an earlier chunk stay locked: a
+    caller that needs all chunks in one transaction can still fail, with the error.)"""
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return _insert_skipping_known_keys(rows)
+        except OperationalError as exc:
+            if (
+                getattr(exc.__cause__, "sqlstate", None) != _DEADLOCK
+                or attempt == DEADLOCK_ATTEMPTS
+            ):
+                raise
+            logger.info("An outbox insert was a deadlock's victim; try %s.", attempt + 1)
+            # Not for security: two victims must not collide again in step.
+            time.sleep(_jitter.uniform(0.01, 0.05) * attempt)
+            attempt += 1
 
 
 def _insert_skipping_known_keys(rows: list[OutboxMessage]) -> int:

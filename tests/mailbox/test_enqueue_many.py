@@ -513,6 +513,64 @@ def test_a_key_committed_between_lookup_and_insert_returns_the_other_callers_mai
     assert [configuration for configuration, _stored in published] == [default_configuration.pk]
 
 
+@requires_postgresql
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_deadlock_over_two_keys_is_tried_again_not_raised(
+    default_configuration, media_root, published
+):
+    """This caller inserts "dl:x", then waits for "dl:y", which another transaction holds;
+    that one then inserts "dl:x" too. PostgreSQL aborts the caller (it waited first, so
+    its deadlock check runs first); its INSERT runs again and finds both keys stored."""
+    result: list[EnqueueResult] = []
+    errors: list[BaseException] = []
+
+    def call():
+        try:
+            result.append(
+                enqueue_many([mail(0, idempotency_key="dl:x"), mail(1, idempotency_key="dl:y")])
+            )
+        except BaseException as error:  # reported in the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    caller = threading.Thread(target=call)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # The caller, not this transaction, is to be the deadlock's victim.
+            cursor.execute("SET LOCAL deadlock_timeout = '30s'")
+        other_y = OutboxMessageFactory(
+            idempotency_key="dl:y", smtp_configuration=default_configuration
+        )
+        caller.start()
+        deadline = time.monotonic() + 30
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                )
+                if cursor.fetchone()[0]:
+                    break  # the caller holds "dl:x" and waits for "dl:y"
+                assert caller.is_alive(), "the caller finished without waiting for the key"
+                assert time.monotonic() < deadline, "the caller's INSERT never waited"
+                time.sleep(0.02)
+        # Waits for the caller's "dl:x": a deadlock, until the caller is aborted.
+        other_x = OutboxMessageFactory(
+            idempotency_key="dl:x", smtp_configuration=default_configuration
+        )
+    caller.join(timeout=30)
+
+    assert errors == []
+    [outcome] = result
+    assert outcome.errors == {}
+    assert [message.pk for message in outcome.messages] == [other_x.pk, other_y.pk]
+    assert outcome.created == 0
+    assert OutboxMessage.objects.count() == 2
+    assert published == []
+
+
 # --- delivery nudges ------------------------------------------------------------------------
 
 
