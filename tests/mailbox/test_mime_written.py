@@ -224,15 +224,15 @@ def test_written_lines_stay_within_the_limits(fields):
             assert b"=?" not in token, "an encoded word fits after the name (RFC 2047: 76)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a long ASCII subject ending in a space: written() keeps the space (as the row has "
-    "it), the email package drops it when it folds the header",
-)
 def test_a_folded_subject_keeps_its_trailing_space():
-    assert_same_meaning(
-        outbox_mail(subject="Reminder:" + " calibration due for instrument T-INV-00042" * 5 + " ")
-    )
+    """written() keeps the subject as the row has it; the email package drops a trailing
+    space when it folds (the one place where the two differ by design)."""
+    subject = "Reminder:" + " calibration due for instrument T-INV-00042" * 5 + " "
+
+    written = mime.written(outbox_mail(subject=subject), date=DATE)
+
+    assert written is not None
+    assert parsed(written)["Subject"] == subject
 
 
 def test_written_dates_like_the_email_package_in_local_time(settings):
