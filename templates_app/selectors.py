@@ -6,6 +6,7 @@ those without an owner group. Changing needs the change permission and, except f
 administrators, a template of one of the user's own groups.
 """
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
@@ -86,24 +87,43 @@ def deletable_templates(*, user: User | AnonymousUser) -> QuerySet[MailTemplate]
 
 def recipient_details(recipient: "Recipient") -> dict[str, dict]:
     """The customer or user behind a recipient, as plain data for the placeholders."""
-    details: dict[str, dict] = {"customer": {}, "user": {}}
-    scope = recipient.scope
-    # A customer or user scope always has an id (Scope.__post_init__): pk is never None.
-    if scope.kind == ScopeKind.CUSTOMER:
-        customer = (
-            Customer.objects.filter(pk=scope.id)  # type: ignore[misc]
-            .values("number", "name", "city")
-            .first()
+    return recipients_details([recipient])[recipient]
+
+
+def recipients_details(recipients: "Sequence[Recipient]") -> "dict[Recipient, dict[str, dict]]":
+    """recipient_details() for many recipients: one query for their customers, one for
+    their users (a fan-out renders a chunk at once)."""
+    # A customer or user scope always has an id (Scope.__post_init__).
+    customer_ids = {
+        r.scope.id
+        for r in recipients
+        if r.scope.kind == ScopeKind.CUSTOMER and r.scope.id is not None
+    }
+    user_ids = {
+        r.scope.id for r in recipients if r.scope.kind == ScopeKind.USER and r.scope.id is not None
+    }
+    customers: dict[int, dict] = {}
+    if customer_ids:
+        rows = Customer.objects.filter(pk__in=customer_ids).values_list(
+            "pk", "number", "name", "city"
         )
-        details["customer"] = dict(customer or {})
-    elif scope.kind == ScopeKind.USER:
-        user = (
+        customers = {
+            pk: {"number": number, "name": name, "city": city} for pk, number, name, city in rows
+        }
+    users: dict[int, dict] = {}
+    if user_ids:
+        people = (
             get_user_model()
-            .objects.filter(pk=scope.id)  # type: ignore[misc]
-            .values("first_name", "last_name", "username", "email")
-            .first()
+            .objects.filter(pk__in=user_ids)
+            .values_list("pk", "first_name", "last_name", "username", "email")
         )
-        if user:
-            full = f"{user['first_name']} {user['last_name']}".strip()
-            details["user"] = {"name": full or user["username"], "email": user["email"]}
+        for pk, first_name, last_name, username, email in people:
+            full = f"{first_name} {last_name}".strip()
+            users[pk] = {"name": full or username, "email": email}
+    details = {}
+    for recipient in recipients:
+        scope = recipient.scope
+        customer = customers.get(scope.id or 0) if scope.kind == ScopeKind.CUSTOMER else None
+        user = users.get(scope.id or 0) if scope.kind == ScopeKind.USER else None
+        details[recipient] = {"customer": dict(customer or {}), "user": dict(user or {})}
     return details

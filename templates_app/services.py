@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
@@ -20,9 +19,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from calmail.common.mailtypes import AttachmentSpec, AttachmentType
-from inventory.models import Customer, Language
+from inventory.models import Language
 from inventory.recipients import Recipient
-from inventory.selectors import ScopeKind
 from maillog.models import AuditAction, Category
 from maillog.services import CHANGED, diff_fields, log_audit, snapshot
 from templates_app import rendering
@@ -31,7 +29,7 @@ from templates_app.placeholders import placeholder_names
 from templates_app.reports import ReportData
 from templates_app.reports.exporters import export_report, filter_description, report_filename
 from templates_app.reports.registry import reports_built_ahead
-from templates_app.selectors import recipient_details
+from templates_app.selectors import recipient_details, recipients_details
 
 EDITABLE_FIELDS = (
     "name",
@@ -544,43 +542,11 @@ def render_for_recipients(
 def _details_of_many(
     recipients: Sequence[Recipient], given: Mapping[Recipient, dict | None]
 ) -> dict[Recipient, dict]:
-    """templates_app.selectors.recipient_details() for every recipient that has none
-    given: one query for the customers, one for the users."""
-    details: dict[Recipient, dict] = {}
-    customer_ids: set[int] = set()
-    user_ids: set[int] = set()
+    """The details given for a recipient, and recipients_details() for the rest."""
+    missing = [recipient for recipient in recipients if given.get(recipient) is None]
+    details = recipients_details(missing) if missing else {}
+    result: dict[Recipient, dict] = {}
     for recipient in recipients:
         known = given.get(recipient)
-        scope = recipient.scope
-        if known is not None:
-            details[recipient] = known
-        elif scope.kind == ScopeKind.CUSTOMER and scope.id is not None:
-            customer_ids.add(scope.id)
-        elif scope.kind == ScopeKind.USER and scope.id is not None:
-            user_ids.add(scope.id)
-    customers: dict[int, dict] = {}
-    if customer_ids:
-        rows = Customer.objects.filter(pk__in=customer_ids).values_list(
-            "pk", "number", "name", "city"
-        )
-        customers = {
-            pk: {"number": number, "name": name, "city": city} for pk, number, name, city in rows
-        }
-    users: dict[int, dict] = {}
-    if user_ids:
-        people = (
-            get_user_model()
-            .objects.filter(pk__in=user_ids)
-            .values_list("pk", "first_name", "last_name", "username", "email")
-        )
-        for pk, first_name, last_name, username, email in people:
-            full = f"{first_name} {last_name}".strip()
-            users[pk] = {"name": full or username, "email": email}
-    for recipient in recipients:
-        if recipient in details:
-            continue
-        scope = recipient.scope
-        customer = customers.get(scope.id or 0) if scope.kind == ScopeKind.CUSTOMER else None
-        user = users.get(scope.id or 0) if scope.kind == ScopeKind.USER else None
-        details[recipient] = {"customer": dict(customer or {}), "user": dict(user or {})}
-    return details
+        result[recipient] = details[recipient] if known is None else known
+    return result
