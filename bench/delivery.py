@@ -403,10 +403,13 @@ class Enqueued:
     cpu: float
 
 
-def enqueue_all(count: int, configuration, *, path: str, at_start=lambda: None) -> Enqueued:
+def enqueue_all(
+    count: int, configuration, *, path: str, at_start=lambda: None, extra: dict | None = None
+) -> Enqueued:
     """Enqueue count mails through enqueue_many, or enqueue() per mail (path "enqueue").
-    The mails' fields are made beforehand; at_start() runs just before the clock starts."""
-    fields = [mail_fields(number, configuration) for number in range(count)]
+    The mails' fields (with extra) are made beforehand; at_start() runs just before the
+    clock starts."""
+    fields = [{**mail_fields(number, configuration), **(extra or {})} for number in range(count)]
     if path == "enqueue_many":
         from mailbox.services import OutgoingMail, enqueue_many
 
@@ -548,6 +551,33 @@ def run_engine(
         cpu=used,
         attempts=DeliveryAttempt.objects.filter(smtp_configuration=configuration).count(),
     )
+
+
+def measure_enqueue_alone(count: int, *, path: str) -> float:
+    """enqueue_many by itself, after the runs above (their mails stay in the table): count
+    mails timed from the first call to the last commit, then removed again. In the engine
+    run the workers share the two cores with the enqueue; this is what a mail costs to
+    queue. Planned for next year, so they nudge no worker and none is left waiting."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailbox.models import OutboxMessage
+
+    configuration = create_configuration(
+        "bench-enqueue", free_port(), is_default=False, max_connections=None
+    )
+    later = timezone.now() + timedelta(days=365)
+    enqueued = enqueue_all(count, configuration, path=path, extra={"scheduled_at": later})
+    seconds = enqueued.ended - enqueued.started
+    say(
+        f"enqueue:  alone (no worker running): {count} mails in {seconds:.2f} s = "
+        f"{count / seconds:.1f} mails/s, {seconds / count * 1e6:.0f} µs per mail "
+        f"({enqueued.cpu / count * 1e6:.0f} µs of it CPU in this process)"
+    )
+    OutboxMessage.objects.filter(smtp_configuration=configuration).delete()
+    configuration.delete()
+    return count / seconds
 
 
 def report_engine(label: str, run: EngineRun) -> None:
@@ -809,8 +839,9 @@ def run(options: argparse.Namespace, directory: Path) -> None:
                 f"latency {options.latency:g} ms: {latency.rate:.1f} mails/s over {sessions} "
                 f"sessions, limit {limit:.1f} mails/s"
             )
+        alone = measure_enqueue_alone(count, path=path)
         say(
-            f"delivery: {engine.rate:.1f} mails/s end to end (enqueue {engine.enqueue_rate:.1f} "
+            f"delivery: {engine.rate:.1f} mails/s end to end (enqueue {alone:.1f} "
             f"mails/s), ceiling {ceiling:.1f} mails/s, ratio {engine.rate / ceiling:.2f}; "
             f"{latency_summary}"
         )

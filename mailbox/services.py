@@ -1,11 +1,13 @@
 """Writes to the outbox. enqueue() is the one way a mail gets in."""
 
+import json
 import logging
 import mimetypes
 import random
 import re
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -202,21 +204,62 @@ def enqueue_many(
     not stored again: its position holds the stored mail, unchanged.
     """
     batch = _Batch(list(mails))
+    chunks = [
+        range(first, min(first + chunk_size, len(batch.mails)))
+        for first in range(0, len(batch.mails), chunk_size)
+    ]
     if all_or_nothing:
         with transaction.atomic():
-            for first in range(0, len(batch.mails), chunk_size):
-                batch.check(range(first, min(first + chunk_size, len(batch.mails))))
+            planned = [batch.plan(positions) for positions in chunks]
+            for chunk in planned:
+                batch.resolve_keys(chunk)
             if batch.result.errors:
                 raise BatchValidationError(batch.result.errors)
-            for first in range(0, len(batch.mails), chunk_size):
-                batch.store(range(first, min(first + chunk_size, len(batch.mails))))
+            for chunk in planned:
+                batch.store(chunk)
+    elif len(chunks) > 1 and _may_write_alongside(router.db_for_write(OutboxMessage)):
+        _write_alongside(batch, chunks)
     else:
-        for first in range(0, len(batch.mails), chunk_size):
-            positions = range(first, min(first + chunk_size, len(batch.mails)))
-            with transaction.atomic():
-                batch.check(positions)
-                batch.store(positions)
+        for positions in chunks:
+            chunk = batch.plan(positions)
+            _write_chunk(batch, chunk)
+    batch.share_keys()
     return batch.result
+
+
+def _write_chunk(batch: "_Batch", chunk: "_Chunk") -> None:
+    """One chunk in its own transaction: its known keys, its rows, their attachments."""
+    with transaction.atomic(using=router.db_for_write(OutboxMessage)):
+        batch.resolve_keys(chunk)
+        batch.store(chunk)
+
+
+def _may_write_alongside(alias: str) -> bool:
+    """Chunks may be written from a second connection while the next is built: outside
+    a transaction only (a caller's transaction holds what it wrote, and the chunks must
+    be in it), and on PostgreSQL (an SQLite file takes one writer at a time anyway)."""
+    db = connections[alias]
+    return db.vendor == "postgresql" and not db.in_atomic_block
+
+
+def _write_alongside(batch: "_Batch", chunks: list[range]) -> None:
+    """Build chunk N+1 (validation, MIME; Python) while a writer thread stores chunk N
+    over its own connection (waiting on the database, which frees the interpreter):
+    the two overlap instead of adding up. At most one chunk waits built, so memory stays
+    bounded by two chunks whatever the batch size."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calmail-enqueue") as writer:
+        try:
+            writing: Future | None = None
+            for positions in chunks:
+                chunk = batch.plan(positions)
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(_write_chunk, batch, chunk)
+            if writing is not None:
+                writing.result()
+        finally:
+            # The writer thread's connection ends with it, never left open.
+            writer.submit(connections.close_all).result()
 
 
 def enqueue(**fields: Any) -> OutboxMessage:
@@ -236,15 +279,28 @@ def enqueue(**fields: Any) -> OutboxMessage:
     return message
 
 
+@dataclass
+class _Chunk:
+    """A chunk's mails once built: planned rows and refusals, by position."""
+
+    positions: range
+    # The unsaved row and its attachments (with their content).
+    planned: dict[int, tuple[OutboxMessage, list[tuple[OutboxAttachment, bytes]]]]
+    # Refused mails; a refusal stands unless the mail's key turns out to be stored.
+    refused: dict[int, ValidationError]
+
+
 class _Batch:
-    """One enqueue_many() call: the mails, the result, and what chunks share."""
+    """One enqueue_many() call: the mails, the result, and what chunks share.
+
+    plan() is pure Python and runs in the caller's thread; resolve_keys() and store()
+    use the database and may run in a writer thread (_write_alongside), one chunk at a
+    time in order. They share only result (distinct positions) and the chunks."""
 
     def __init__(self, mails: list[OutgoingMail]):
         self.mails = mails
         self.result = EnqueueResult(messages=[None] * len(mails), errors={})
-        # Built by check(), stored by store(): the unsaved row and its attachments.
-        self.planned: dict[int, tuple[OutboxMessage, list[tuple[OutboxAttachment, bytes]]]] = {}
-        # Positions whose key occurred earlier in the batch: they get that mail.
+        # Positions whose key an earlier mail of the batch owns: they get that mail.
         self.same_key_as: dict[int, int] = {}
         self.first_with_key: dict[str, int] = {}
         self._default: SmtpConfiguration | None = None
@@ -258,39 +314,44 @@ class _Batch:
             self._default_loaded = True
         return self._default
 
-    def check(self, positions: range) -> None:
-        """Look up the chunk's idempotency keys, validate and build the rest."""
-        unseen: dict[str, int] = {}
+    def plan(self, positions: range) -> _Chunk:
+        """Validate and build the chunk's mails, except those whose key an earlier mail
+        of the batch owns. A refused mail owns no key: the next mail with it is built."""
+        chunk = _Chunk(positions=positions, planned={}, refused={})
         for position in positions:
-            key = self.mails[position].idempotency_key
-            if key and key not in self.first_with_key and key not in unseen:
-                unseen[key] = position
-        if unseen:
-            for message in OutboxMessage.objects.filter(idempotency_key__in=list(unseen)):
-                key = message.idempotency_key or ""
-                self.result.messages[unseen[key]] = message
-                self.first_with_key[key] = unseen[key]
-        for position in positions:
-            if self.result.messages[position] is not None:
-                continue
             key = self.mails[position].idempotency_key
             first = self.first_with_key.get(key) if key else None
             if first is not None:
                 self.same_key_as[position] = first
                 continue
             try:
-                self.planned[position] = self._plan(self.mails[position])
+                chunk.planned[position] = self._plan(self.mails[position])
             except ValidationError as exc:
-                self.result.errors[position] = exc
+                chunk.refused[position] = exc
                 continue
-            # Only a stored (or to be stored) mail owns its key: after a refused one, the
-            # next mail with that key is stored.
             if key:
                 self.first_with_key[key] = position
+        return chunk
 
-    def store(self, positions: range) -> None:
+    def resolve_keys(self, chunk: _Chunk) -> None:
+        """Mails whose key is stored already get that mail, unchanged (built or refused
+        alike: a mail once stored is never checked again); the other refusals stand."""
+        waiting: dict[str, list[int]] = {}
+        for position in (*chunk.planned, *chunk.refused):
+            key = self.mails[position].idempotency_key
+            if key:
+                waiting.setdefault(key, []).append(position)
+        if waiting:
+            for message in OutboxMessage.objects.filter(idempotency_key__in=list(waiting)):
+                for position in waiting[message.idempotency_key or ""]:
+                    self.result.messages[position] = message
+                    chunk.planned.pop(position, None)
+                    chunk.refused.pop(position, None)
+        self.result.errors.update(chunk.refused)
+
+    def store(self, chunk: _Chunk) -> None:
         """Insert the chunk's planned mails, then their attachments, and nudge delivery."""
-        planned = [(p, self.planned.pop(p)) for p in positions if p in self.planned]
+        planned = sorted(chunk.planned.items())
         rows = [message for _position, (message, _files) in planned]
         inserted = _insert_retrying_deadlocks(rows)
         conflicting = [row.idempotency_key for row in rows if row.pk is None]
@@ -318,13 +379,15 @@ class _Batch:
         if attachments:
             OutboxAttachment.objects.bulk_create(attachments)
         self.result.created += inserted
-        for position in positions:
-            if position in self.same_key_as:
-                self.result.messages[position] = self.result.messages[self.same_key_as[position]]
         for configuration_id in {
             row.smtp_configuration_id for row in rows if row.pk and row.status == Status.QUEUED
         }:
             _nudge_on_commit(configuration_id)
+
+    def share_keys(self) -> None:
+        """Positions whose key an earlier mail of the batch owns get that mail."""
+        for position, first in self.same_key_as.items():
+            self.result.messages[position] = self.result.messages[first]
 
     def _plan(
         self, mail: OutgoingMail
@@ -362,6 +425,7 @@ class _Batch:
         _check_attachments(mail.attachments, errors)
         if mail.attachment_type not in AttachmentType.values:
             errors["attachment_type"] = [_("Unknown attachment type.")]
+        _check_bounds(mail, errors)
         if errors:
             raise ValidationError(errors)
 
@@ -404,6 +468,43 @@ class _Batch:
             _add_download_links(message, [attachment for attachment, _content in files])
         message.raw_message = mime.prebuilt(message)
         return message, files
+
+
+# Columns filled from the caller's values as they are: an over-long or unknown value is
+# a refusal of its mail here, not a database error that fails the whole chunk.
+_BOUNDS = {
+    field.name: (
+        field.max_length,
+        frozenset(str(key) for key, _label in field.choices or ()),
+    )
+    for field in (
+        OutboxMessage._meta.get_field(name)
+        for name in (
+            "source",
+            "source_label",
+            "recipient_owner",
+            "address_type",
+            "export_type",
+            "subject",
+            "from_name",
+            "idempotency_key",
+        )
+    )
+}
+
+
+def _check_bounds(mail: OutgoingMail, errors: dict) -> None:
+    for name, (max_length, choices) in _BOUNDS.items():
+        value = getattr(mail, name) or ""
+        if choices and value and value not in choices:
+            errors.setdefault(name, []).append(
+                _("“%(value)s” is not a known value here.") % {"value": value[:50]}
+            )
+        elif max_length is not None and len(value) > max_length:
+            errors.setdefault(name, []).append(
+                _("At most %(limit)s characters are allowed here (%(length)s given).")
+                % {"limit": max_length, "length": len(value)}
+            )
 
 
 def _attachment_row(spec: AttachmentSpec, now: datetime) -> OutboxAttachment:
@@ -539,9 +640,16 @@ _PLAIN_COLUMNS = {
 
 
 def _column_values(field: Any, rows: list[OutboxMessage], db: Any) -> list[Any]:
-    if field.get_internal_type() in _PLAIN_COLUMNS and not getattr(field, "auto_now", False):
+    internal_type = field.get_internal_type()
+    if internal_type in _PLAIN_COLUMNS and not getattr(field, "auto_now", False):
         name = field.attname
         return [getattr(row, name) for row in rows]
+    if internal_type == "JSONField" and field.encoder is None:
+        # The JSON text as Django would write it (json.dumps, no encoder), cast by the
+        # statement's jsonb[]: six JSON columns a mail, each through Field and a psycopg
+        # Jsonb wrapper, cost more than the rest of the row.
+        name = field.attname
+        return [json.dumps(getattr(row, name)) for row in rows]
     return [field.get_db_prep_save(field.pre_save(row, True), db) for row in rows]
 
 

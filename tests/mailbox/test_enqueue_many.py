@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from celery.signals import before_task_publish
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from mailbox.dispatch import DELIVER_CONFIGURATION
@@ -569,6 +569,87 @@ def test_a_deadlock_over_two_keys_is_tried_again_not_raised(
     assert outcome.created == 0
     assert OutboxMessage.objects.count() == 2
     assert published == []
+
+
+def test_over_long_and_unknown_values_refuse_their_mail_not_the_chunk(default_configuration):
+    mails = [
+        mail(0, source_label="A" * 201),
+        mail(1, address_type="somewhere"),
+        mail(2, idempotency_key="k" * 201),
+        mail(3, source_label="A" * 200),
+    ]
+
+    result = enqueue_many(mails)
+
+    assert sorted(result.errors) == [0, 1, 2]
+    assert result.errors[0].message_dict == {
+        "source_label": ["At most 200 characters are allowed here (201 given)."]
+    }
+    assert result.errors[1].message_dict == {
+        "address_type": ["“somewhere” is not a known value here."]
+    }
+    assert list(result.errors[2].message_dict) == ["idempotency_key"]
+    assert result.messages[3].source_label == "A" * 200
+    assert OutboxMessage.objects.count() == 1
+
+
+def test_json_columns_are_stored_as_given(default_configuration):
+    parameters = {"Vorlage": "Prüfmittel „fällig“", "rows": 3, "nested": {"a": [1, None, True]}}
+    headers = {"X-Kunde": 'Müller "&" Söhne \\ {1,2}'}
+    mails = [
+        mail(0, parameters=parameters, headers=headers, cc=["b@example.com"]),
+        mail(1),
+    ]
+
+    result = enqueue_many(mails, chunk_size=1)
+
+    first, second = OutboxMessage.objects.order_by("pk")
+    assert (first.parameters, first.headers, first.cc) == (parameters, headers, ["b@example.com"])
+    assert (second.parameters, second.headers, second.cc, second.bcc) == ({}, {}, [], [])
+    assert result.created == 2
+
+
+def _backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@requires_postgresql
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_chunks_written_alongside_leave_no_connection_open(default_configuration, published):
+    before = _backends()
+
+    result = enqueue_many([mail(number) for number in range(7)], chunk_size=2)
+
+    assert result.created == 7
+    assert [message.pk for message in result.messages] == sorted(
+        OutboxMessage.objects.values_list("pk", flat=True)
+    )
+    assert _backends() == before
+
+
+@requires_postgresql
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_in_a_later_chunk_reaches_the_caller_and_earlier_chunks_stay(
+    default_configuration, published
+):
+    gone = SmtpConfigurationFactory(from_email="gone@example.com")
+    SmtpConfiguration.objects.filter(pk=gone.pk).delete()
+    before = _backends()
+    # Chunks of two; the third chunk's mail names a configuration deleted meanwhile,
+    # which only the database notices (the foreign key, at that chunk's commit).
+    mails = [mail(number) for number in range(4)] + [mail(4, smtp_configuration=gone)]
+
+    with pytest.raises(IntegrityError):
+        enqueue_many(mails, chunk_size=2)
+
+    assert sorted(OutboxMessage.objects.values_list("subject", flat=True)) == [
+        f"Kalibrierung fällig {number}" for number in range(4)
+    ]
+    assert _backends() == before
 
 
 # --- delivery nudges ------------------------------------------------------------------------
