@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.core.mail.message import make_msgid
 from django.core.validators import validate_email
 from django.db import IntegrityError, OperationalError, connections, router, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
 from django.db.models.fields.files import FieldFile
 from django.db.models.sql import InsertQuery
@@ -470,15 +470,22 @@ class _Batch:
         return message, files
 
 
+def _column_field(name: str) -> Field:
+    field = OutboxMessage._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"OutboxMessage.{name} is no column")
+    return field
+
+
 # Columns filled from the caller's values as they are: an over-long or unknown value is
 # a refusal of its mail here, not a database error that fails the whole chunk.
-_BOUNDS = {
+_BOUNDS: dict[str, tuple[int | None, frozenset[str]]] = {
     field.name: (
         field.max_length,
         frozenset(str(key) for key, _label in field.choices or ()),
     )
     for field in (
-        OutboxMessage._meta.get_field(name)
+        _column_field(name)
         for name in (
             "source",
             "source_label",

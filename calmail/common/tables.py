@@ -5,10 +5,9 @@ from dataclasses import dataclass
 import django_tables2 as tables
 from django.conf import settings
 from django.db.models import QuerySet
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 
@@ -65,7 +64,33 @@ class RowMenuColumn(tables.Column):
         items = table.get_row_menu(record)
         if not items:
             return ""
-        return render_to_string("common/_row_menu.html", {"items": items, "record": record})
+        # Built here rather than with a template: a page has a menu on every row, and a
+        # template render per row was a fifth of the outbox page's time.
+        entries = format_html_join(
+            "",
+            '<li><a class="dropdown-item{}" href="{}">{}{}</a></li>',
+            (
+                (
+                    " text-danger" if item.danger else "",
+                    item.url,
+                    format_html('<i class="bi bi-{}" aria-hidden="true"></i> ', item.icon)
+                    if item.icon
+                    else "",
+                    item.label,
+                )
+                for item in items
+            ),
+        )
+        return format_html(
+            '<div class="dropdown"><button class="btn btn-sm btn-outline-secondary '
+            'dropdown-toggle" type="button" data-bs-toggle="dropdown" aria-expanded="false" '
+            'data-bs-popper-config=\'{{"strategy":"fixed"}}\'>'
+            '<i class="bi bi-three-dots" aria-hidden="true"></i>'
+            '<span class="visually-hidden">{}</span></button>'
+            '<ul class="dropdown-menu dropdown-menu-end">{}</ul></div>',
+            _("Actions for %(record)s") % {"record": record},
+            entries,
+        )
 
 
 class YesNoColumn(tables.Column):
