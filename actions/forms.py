@@ -7,13 +7,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from actions.models import Action
+from actions.models import Action, ReportScope
 from actions.schedule import LAST
+from actions.services import report_scope_refusal
 from calmail.common.forms import CrispyFormMixin, prepare_team_field
 from calmail.common.roles import is_administrator
 from calmail.common.teams import only_team
 from calmail.common.widgets import RecipientPicker
-from inventory.recipients import describe_text, split_recipient_text
+from inventory.models import Customer
+from inventory.recipients import TokenKind, describe_text, split_recipient_text, usable_references
 from inventory.selectors import owner_group_choices
 from smtpconfig.models import SmtpConfiguration
 from templates_app.selectors import visible_templates
@@ -85,6 +87,28 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
         ),
     )
 
+    report_scope = forms.ChoiceField(
+        label=_("Report for other addresses"),
+        choices=ReportScope.choices,
+        initial=ReportScope.NONE,
+        # Left out (an older client, a test): no report, the safe default.
+        required=False,
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Customers and users always get a report of their own records. This decides "
+            "the report of system addresses, typed addresses and the extra addresses of "
+            "distribution lists: none, the chosen customers' records, or every customer's "
+            "records, which only administrators may choose and only system addresses "
+            "receive."
+        ),
+    )
+    report_scope_customers = forms.ModelMultipleChoiceField(
+        label=_("Customers of the report"),
+        queryset=Customer.objects.none(),
+        required=False,
+        help_text=_("For “chosen customers”: whose records the report of those addresses covers."),
+    )
+
     class Meta:
         model = Action
         fields = (
@@ -96,12 +120,23 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             "start",
             "end",
             "recipients",
+            "report_scope",
+            "report_scope_customers",
             "template",
+            # Next to the template: whether it attaches a report decides what this does.
+            "send_without_attachments",
             "smtp_configuration",
             "group",
             "published",
-            "send_without_attachments",
         )
+        help_texts = {
+            "send_without_attachments": _(
+                "Only for templates that attach a report: when a recipient's report is "
+                "empty (and the template attaches no empty report) or there is no report "
+                "for the recipient, the mail goes without an attachment if this is on and "
+                "is skipped if it is off; templates without any attachment always send."
+            ),
+        }
 
     def __init__(self, *args, user, **kwargs):
         self.user = user
@@ -127,6 +162,11 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
 
     def prepare_fields(self):
         self.fields["template"].queryset = visible_templates(user=self.user).order_by("name")
+        customers = self.fields["report_scope_customers"]
+        customers.queryset = usable_references(user=self.user)[TokenKind.CUSTOMER].order_by(
+            "number", "pk"
+        )
+        customers.widget.attrs["size"] = 8
         group = self.fields["group"]
         group.queryset = owner_group_choices(user=self.user)
         self.team_alert = prepare_team_field(
@@ -144,6 +184,9 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             describe=partial(describe_text, user=self.user),
         )
 
+    def clean_report_scope(self):
+        return self.cleaned_data.get("report_scope") or ReportScope.NONE
+
     def clean_recipients(self):
         return split_recipient_text(self.cleaned_data["recipients"])
 
@@ -152,6 +195,16 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
         start = cleaned.get("start")
         if start is not None and cleaned.get("time_of_day") is None:
             cleaned["time_of_day"] = timezone.localtime(start).time().replace(second=0)
+        if "report_scope" in cleaned:
+            refusal = report_scope_refusal(
+                report_scope=cleaned["report_scope"],
+                customers=cleaned.get("report_scope_customers") or [],
+                recipients=cleaned.get("recipients") or [],
+                user=self.user,
+                previous=self.instance.report_scope if self.instance.pk else None,
+            )
+            for name, messages in refusal.items():
+                self.add_error(name, messages)
         return cleaned
 
     def _post_clean(self):

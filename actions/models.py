@@ -3,8 +3,18 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from inventory.models import Customer
 from smtpconfig.models import SmtpConfiguration
 from templates_app.models import MailTemplate
+
+
+class ReportScope(models.TextChoices):
+    """The report of an action's recipients that belong to no customer or user (system,
+    typed and distribution-list addresses); customers and users always get their own."""
+
+    NONE = "none", _("no report")
+    CUSTOMERS = "customers", _("chosen customers")
+    ALL = "all", _("all customers (internal)")
 
 
 class Action(models.Model):
@@ -45,6 +55,18 @@ class Action(models.Model):
     )
     # Tokens of inventory.recipients ("user:12", "customer:5", "list:3", "system:2", addresses).
     recipients = models.JSONField(_("recipients"), default=list)
+    report_scope = models.CharField(
+        _("report for other addresses"),
+        max_length=10,
+        choices=ReportScope.choices,
+        default=ReportScope.NONE,
+    )
+    report_scope_customers = models.ManyToManyField(
+        Customer,
+        blank=True,
+        related_name="+",
+        verbose_name=_("customers of the report"),
+    )
     next_due_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
     # Sent mails of this action that the outbox retention has deleted: the sent count is
     # this plus the sent mails still in the outbox, so it stays a lifetime count.
@@ -95,6 +117,9 @@ class ActionRun(models.Model):
     failed_count = models.PositiveIntegerField(_("failed"), default=0)
     # [{"recipient": "...", "reason": "..."}, ...]
     skipped = models.JSONField(_("skipped recipients"), default=list, blank=True)
+    # The audience the run reached: {"mails": n, "skipped": n, "recipients": [{"email",
+    # "owner", "rows"}, ...]} with the first RUN_AUDIENCE_SHOWN recipients mailed.
+    audience = models.JSONField(_("audience"), default=dict, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
 
     class Meta:

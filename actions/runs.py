@@ -15,8 +15,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from actions.models import Action, ActionRun, RunStatus, Trigger
+from actions.selectors import action_other_scope
+from actions.services import audience_context
 from calmail.common.mailtypes import Source
 from inventory.recipients import Recipient, resolve_selection
+from inventory.selectors import Scope, ScopeKind
 from mailbox.services import OutgoingMail, enqueue_many
 from maillog.models import Level
 from maillog.services import log_scheduler_event
@@ -26,6 +29,8 @@ from templates_app.services import RenderedMail, render_for_recipients
 
 # Mails queued per database transaction while a run fans out.
 COMMIT_EVERY = 100
+# The run history shows this many of a run's recipients with their report's rows.
+RUN_AUDIENCE_SHOWN = 20
 
 
 @transaction.atomic
@@ -92,9 +97,16 @@ def run_execute(*, run_id: int) -> ActionRun | None:
     prefetch_related_objects([action.template], "translations")
     queued = failed = 0
     skipped: list[dict] = []
+    reached: list[dict] = []
     today = timezone.localdate(run.slot)
     try:
-        resolution = resolve_selection(action.recipients)
+        # Audiences are found now, with the template's report and the run's day.
+        resolution = resolve_selection(
+            action.recipients,
+            other_scope=action_other_scope(action),
+            audience=audience_context(template=action.template, today=today),
+            per_report=True,
+        )
     except ValidationError as exc:
         resolution = None
         run.error_message = "; ".join(exc.messages)
@@ -121,7 +133,8 @@ def run_execute(*, run_id: int) -> ActionRun | None:
             # mails; a crash mid-run is redone by the retry (idempotency keys).
             chunk = recipients[first : first + COMMIT_EVERY]
             mails: list[OutgoingMail] = []
-            addressed: list[str] = []
+            # Per mail: the address, whose it is and its report's rows (None: no report).
+            addressed: list[tuple[str, str, int | None]] = []
             # The chunk's reports with one query, its customers' and users' details with
             # one each (templates_app.rendering.render_for_recipients).
             rendered = render_for_recipients(action.template, chunk, today)
@@ -129,16 +142,20 @@ def run_execute(*, run_id: int) -> ActionRun | None:
                 prepared = _mail_for(run=run, action=action, recipient=recipient, rendered=outcome)
                 if isinstance(prepared, OutgoingMail):
                     mails.append(prepared)
-                    addressed.append(recipient.email)
+                    addressed.append(
+                        (recipient.email, recipient.owner, (prepared.parameters or {}).get("rows"))
+                    )
                 else:
                     failed += prepared[0] == "failed"
                     skipped.append({"recipient": recipient.email, "reason": prepared[1]})
             with transaction.atomic():
                 result = enqueue_many(mails)
-            for position, email in enumerate(addressed):
+            for position, (email, owner, rows) in enumerate(addressed):
                 error = result.errors.get(position)
                 if error is None:
                     queued += 1
+                    if len(reached) < RUN_AUDIENCE_SHOWN:
+                        reached.append({"email": email, "owner": owner, "rows": rows})
                 else:
                     failed += 1
                     skipped.append({"recipient": email, "reason": "; ".join(error.messages)})
@@ -146,6 +163,7 @@ def run_execute(*, run_id: int) -> ActionRun | None:
     run.failed_count = failed
     run.skipped_count = len(skipped) - failed
     run.skipped = skipped
+    run.audience = {"mails": queued, "recipients": reached, "skipped": run.skipped_count}
     run.status = RunStatus.FAILED if resolution is None else RunStatus.DONE
     run.finished_at = timezone.now()
     run.save()
@@ -172,14 +190,38 @@ def run_execute(*, run_id: int) -> ActionRun | None:
     return run
 
 
-def idempotency_key(run_id: int, email: str) -> str:
+def idempotency_key(run_id: int, email: str, scope: Scope | None = None) -> str:
+    """One mail per run and address, or per run, address and customer where customers
+    share an address (resolve_selection's per_report)."""
     key = f"run:{run_id}:{email.lower()}"
+    if scope is not None and scope.kind == ScopeKind.CUSTOMER:
+        key += f":{scope}"
     # The outbox column holds 200 characters; an address can be longer.
     return (
         key
         if len(key) <= 200
         else f"run:{run_id}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
     )
+
+
+# Scopes that are not the recipient's own records: the outbox says which report went.
+_CHOSEN_SCOPES = (ScopeKind.NONE, ScopeKind.CUSTOMERS, ScopeKind.ALL)
+OWNER_MAX_LENGTH = 200
+
+
+def _owner_with_scope(recipient: Recipient, rendered: RenderedMail) -> str:
+    """ "info@firma.de · Report: all customers (internal)" for an address whose report
+    scope the action chose; a customer's or user's own name otherwise."""
+    label = rendered.parameters.get("report_scope")
+    if not label or recipient.scope.kind not in _CHOSEN_SCOPES:
+        return recipient.owner
+    owner = _("%(owner)s · Report: %(scope)s") % {
+        "owner": recipient.owner or recipient.email,
+        "scope": label,
+    }
+    if len(owner) > OWNER_MAX_LENGTH:
+        owner = owner[: OWNER_MAX_LENGTH - 1] + "…"
+    return owner
 
 
 def _mail_for(
@@ -219,9 +261,9 @@ def _mail_for(
         source_label=action.description,
         action=action,
         address_type=str(recipient.address_type),
-        recipient_owner=recipient.owner,
+        recipient_owner=_owner_with_scope(recipient, rendered),
         export_type=rendered.export_type,
         parameters=rendered.parameters,
         owner_group=action.group,
-        idempotency_key=idempotency_key(run.pk, recipient.email),
+        idempotency_key=idempotency_key(run.pk, recipient.email, recipient.scope),
     )

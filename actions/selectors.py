@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from actions.models import Action, ActionRun
+from actions.models import Action, ActionRun, ReportScope
 from calmail.common.roles import is_administrator
+from inventory.selectors import Scope
 from mailbox.models import OutboxMessage, Status
 
 if TYPE_CHECKING:
@@ -96,3 +97,15 @@ class ActionRights:
 
     def can_add(self) -> bool:
         return self.user.has_perm(ADD)
+
+
+def action_other_scope(action: Action) -> Scope:
+    """The report scope of the action's addresses that belong to no customer or user
+    (inventory.recipients.resolve_selection's other_scope). "Chosen customers" whose
+    customers are all gone is no report."""
+    if action.report_scope == ReportScope.ALL:
+        return Scope.all()
+    if action.report_scope == ReportScope.CUSTOMERS:
+        ids = list(action.report_scope_customers.values_list("pk", flat=True))
+        return Scope.customers(ids) if ids else Scope.none()
+    return Scope.none()

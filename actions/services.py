@@ -1,4 +1,5 @@
-"""Writes to actions (the execution of a run: actions.runs).
+"""Writes to actions (the execution of a run: actions.runs), and the audience preview of
+the next run (audience_preview).
 
 next_due_at is always recomputed from "now" (strictly after it) when an action is saved,
 published or re-activated, so none of these ever fires a catch-up: an edit at 10:05 of a
@@ -6,18 +7,30 @@ published or re-activated, so none of these ever fires a catch-up: an edit at 10
 """
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from actions import schedule
-from actions.models import Action
+from actions.models import Action, ReportScope
 from calmail.common.roles import is_administrator
-from inventory.recipients import check_selection
+from inventory.models import Customer
+from inventory.recipients import (
+    AudienceContext,
+    SelectionItem,
+    Skipped,
+    TokenKind,
+    check_selection,
+    parse_token,
+    resolve_selection,
+)
+from inventory.selectors import Scope, ScopeKind, distribution_lists_with_addresses
+from templates_app.models import AddAttachment, MailTemplate
 
 EDITABLE_FIELDS = (
     "description",
@@ -33,6 +46,7 @@ EDITABLE_FIELDS = (
     "template",
     "smtp_configuration",
     "recipients",
+    "report_scope",
 )
 
 
@@ -66,12 +80,88 @@ def normalise_rule_values(values: Mapping) -> dict:
     return result
 
 
-def _validate(action: Action, *, user: User | None = None) -> None:
+def report_scope_refusal(
+    *,
+    report_scope: str,
+    customers: Iterable[Customer | int],
+    recipients: Sequence[str],
+    user: User | AnonymousUser | None = None,
+    previous: str | None = None,
+) -> dict[str, list[str]]:
+    """Why an action may not give its other addresses (system, typed, distribution-list
+    addresses) this report scope, per form field; {} when it may.
+
+    "All customers (internal)" sends every customer's records: only an administrator may
+    choose it (`user`; an action that had it already, `previous`, keeps it), and only
+    system addresses may receive it, so a selection with typed addresses or distribution
+    lists with extra addresses is refused. "Chosen customers" needs a customer. Tokens
+    that do not parse are left to the recipients' own check.
+    """
+    errors: dict[str, list[str]] = {}
+    if report_scope == ReportScope.CUSTOMERS and not list(customers):
+        errors["report_scope_customers"] = [
+            _("Choose at least one customer: the report covers the chosen customers' records.")
+        ]
+    if report_scope != ReportScope.ALL:
+        return errors
+    if user is not None and previous != ReportScope.ALL and not is_administrator(user):
+        errors.setdefault("report_scope", []).append(
+            _(
+                "Only administrators may choose “all customers (internal)”: the report "
+                "then holds every customer's records."
+            )
+        )
+    items: list[SelectionItem] = []
+    for token in recipients:
+        try:
+            items.append(parse_token(token))
+        except ValidationError:
+            continue
+    outside = [
+        _("the typed address %(address)s") % {"address": item.email}
+        for item in items
+        if item.kind == TokenKind.ADDRESS
+    ]
+    list_ids = [item.pk for item in items if item.kind == TokenKind.LIST and item.pk]
+    if list_ids:
+        outside += [
+            _("the extra addresses of the distribution list “%(name)s”")
+            % {"name": distribution_list.name}
+            for distribution_list in distribution_lists_with_addresses(list_ids)
+        ]
+    if outside:
+        errors.setdefault("report_scope", []).append(
+            _(
+                "“All customers (internal)” may only go to system addresses (users and "
+                "customers always get their own records), but %(recipients)s would receive "
+                "every customer's records. Remove them, or choose “no report” or chosen "
+                "customers."
+            )
+            % {"recipients": ", ".join(outside)}
+        )
+    return errors
+
+
+def _validate(
+    action: Action,
+    *,
+    user: User | None = None,
+    customers: Sequence[Customer | int] = (),
+    previous_scope: str | None = None,
+) -> None:
     errors: dict[str, list] = {}
     try:
         action.full_clean()
     except ValidationError as exc:
         errors.update(exc.message_dict)
+    for name, messages in report_scope_refusal(
+        report_scope=action.report_scope,
+        customers=customers,
+        recipients=action.recipients or [],
+        user=user,
+        previous=previous_scope,
+    ).items():
+        errors.setdefault(name, []).extend(messages)
     if action.end is not None and action.start and action.end < action.start:
         errors.setdefault("end", []).append(_("The end lies before the start."))
     if user is not None and action.group_id is None and not is_administrator(user):
@@ -109,6 +199,16 @@ def _apply(action: Action, values: Mapping) -> None:
             setattr(action, name, value)
 
 
+def _report_customers(action: Action, values: Mapping) -> list[Customer | int]:
+    """The customers of "chosen customers" as given, else as stored; none for another
+    scope (a choice left behind would come back unseen when the scope is switched)."""
+    if action.report_scope != ReportScope.CUSTOMERS:
+        return []
+    if "report_scope_customers" in values:
+        return list(values["report_scope_customers"] or [])
+    return list(action.report_scope_customers.all()) if action.pk else []
+
+
 @transaction.atomic
 def action_create(
     *, values: Mapping, user: User | None = None, now: dt.datetime | None = None
@@ -116,9 +216,11 @@ def action_create(
     """Create an action; ValidationError (per field) when it does not fit or can never fire."""
     action = Action()
     _apply(action, values)
-    _validate(action, user=user)
+    customers = _report_customers(action, values)
+    _validate(action, user=user, customers=customers)
     action.next_due_at = compute_next_due(action, after=now or timezone.now())
     action.save()
+    action.report_scope_customers.set(customers)
     return action
 
 
@@ -126,10 +228,15 @@ def action_create(
 def action_update(
     *, action: Action, values: Mapping, user: User | None = None, now: dt.datetime | None = None
 ) -> Action:
+    previous_scope = (
+        Action.objects.filter(pk=action.pk).values_list("report_scope", flat=True).first()
+    )
     _apply(action, values)
-    _validate(action, user=user)
+    customers = _report_customers(action, values)
+    _validate(action, user=user, customers=customers, previous_scope=previous_scope)
     action.next_due_at = compute_next_due(action, after=now or timezone.now())
     action.save()
+    action.report_scope_customers.set(customers)
     return action
 
 
@@ -154,6 +261,15 @@ def copy_description(description: str) -> str:
 def action_duplicate(*, action: Action, now: dt.datetime | None = None) -> Action:
     """A copy with every setting, unpublished so it does not send before it is checked."""
     values = {name: getattr(action, name) for name in EDITABLE_FIELDS}
+    values["report_scope_customers"] = list(action.report_scope_customers.all())
+    if report_scope_refusal(
+        report_scope=action.report_scope,
+        customers=values["report_scope_customers"],
+        recipients=action.recipients,
+    ):
+        # A list gained extra addresses since "all customers" was chosen: the copy, opened
+        # for checking, starts without a report rather than failing.
+        values["report_scope"] = ReportScope.NONE
     values["description"] = copy_description(action.description)
     values["published"] = False
     return action_create(values=values, now=now)
@@ -162,3 +278,108 @@ def action_duplicate(*, action: Action, now: dt.datetime | None = None) -> Actio
 @transaction.atomic
 def action_delete(*, action: Action) -> None:
     action.delete()
+
+
+# --- audience -------------------------------------------------------------------------------
+
+
+def audience_context(*, template: MailTemplate, today: dt.date) -> AudienceContext:
+    """What the audiences of a run of the template depend on: its report's kind of
+    records, its filter and window, and the run's day."""
+    provider = template.report_provider if template.report else None
+    return AudienceContext(
+        report_kind=provider.records if provider is not None else None,
+        due_filter=template.due_filter,
+        window_days=template.due_window_days,
+        today=today,
+    )
+
+
+@dataclass(frozen=True)
+class AudienceMember:
+    """A recipient the next run would mail, and how many report rows the mail would list
+    (None: the template has no report)."""
+
+    email: str
+    owner: str
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class AudiencePreview:
+    """The audience of the next run: how many mails it would send, the first recipients
+    with their rows, and who would get none and why."""
+
+    mails: int
+    recipients: list[AudienceMember] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def audience_preview(
+    *,
+    template: MailTemplate,
+    recipients: Sequence[str | SelectionItem],
+    send_without_attachments: bool,
+    today: dt.date,
+    limit: int = 20,
+    other_scope: Scope | None = None,
+) -> AudiencePreview:
+    """The figures a run of these recipients would give today, without rendering: the
+    same resolution as the run (inventory.recipients.resolve_selection with the
+    template's audience context) and each report's rows counted with COUNT queries grouped
+    by scope (the provider's count_rows_many), so a few queries whatever the audience's
+    size. Bad tokens raise ValidationError as the run's resolution would fail.
+
+    A mail that the run would leave out for lack of its report attachment (an empty
+    report the template does not attach, no report for the recipient's scope) is counted
+    as skipped unless send_without_attachments."""
+    resolution = resolve_selection(
+        recipients,
+        other_scope=other_scope,
+        audience=audience_context(template=template, today=today),
+        per_report=True,
+    )
+    skipped = list(resolution.skipped)
+    provider = template.report_provider if template.report else None
+    if template.report and provider is None:
+        # Every render would fail: nothing would be sent.
+        reason = _("The report “%(report)s” is not available.") % {"report": template.report}
+        skipped += [
+            Skipped(source=r.source, label=r.email, reason=reason) for r in resolution.recipients
+        ]
+        return AudiencePreview(mails=0, skipped=skipped)
+    rows: dict[Scope, int] = {}
+    if provider is not None and resolution.recipients:
+        rows = provider.count_rows_many(
+            scopes=[recipient.scope for recipient in resolution.recipients],
+            due_filter=template.due_filter,
+            window_days=template.due_window_days,
+            today=today,
+        )
+    attaches = provider is not None and template.add_attachment == AddAttachment.REPORT
+    mails = 0
+    members: list[AudienceMember] = []
+    for recipient in resolution.recipients:
+        count = rows.get(recipient.scope, 0) if provider is not None else None
+        # As templates_app.services.render_for_recipient leaves the attachment out.
+        without_attachment = ""
+        if attaches and recipient.scope.kind == ScopeKind.NONE:
+            without_attachment = _(
+                "There is no report for this recipient (report scope: no report)."
+            )
+        elif attaches and not count and not template.empty_attachment_allowed:
+            without_attachment = _("The report is empty and the template attaches no empty report.")
+        if without_attachment and not send_without_attachments:
+            skipped.append(
+                Skipped(
+                    source=recipient.source,
+                    label=recipient.email,
+                    reason=_("not sent without an attachment: %(reason)s")
+                    % {"reason": without_attachment},
+                )
+            )
+            continue
+        mails += 1
+        if len(members) < limit:
+            members.append(AudienceMember(email=recipient.email, owner=recipient.owner, rows=count))
+    return AudiencePreview(mails=mails, recipients=members, skipped=skipped)

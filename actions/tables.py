@@ -2,7 +2,9 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from actions.forms import MONTH_CHOICES, WEEKDAY_CHOICES
 from actions.models import Action, ActionRun
@@ -139,6 +141,7 @@ class ActionRunTable(CalmailTable):
     skipped_count = tables.Column(verbose_name=_("Skipped"))
     skipped = tables.Column(verbose_name=_("Reasons"), orderable=False)
     failed_count = tables.Column(verbose_name=_("Failed"))
+    audience = tables.Column(verbose_name=_("Audience"), orderable=False, empty_values=())
 
     class Meta(CalmailTable.Meta):
         model = ActionRun
@@ -153,6 +156,7 @@ class ActionRunTable(CalmailTable):
             "skipped_count",
             "skipped",
             "failed_count",
+            "audience",
         )
         order_by = ("-slot",)
 
@@ -172,6 +176,49 @@ class ActionRunTable(CalmailTable):
 
     def value_skipped(self, record):
         return self.render_skipped(record)
+
+    @staticmethod
+    def _audience_lines(audience: dict) -> tuple[str, list[str]]:
+        """ "2 mails, 1 skipped" and one line per recipient shown: "a@x (1001 · Muster
+        GmbH): 3 rows"."""
+        mails, skipped = audience.get("mails", 0), audience.get("skipped", 0)
+        summary = ngettext("%(count)s mail", "%(count)s mails", mails) % {"count": mails}
+        if skipped:
+            summary += ", " + ngettext("%(count)s skipped", "%(count)s skipped", skipped) % {
+                "count": skipped
+            }
+        lines = []
+        shown = audience.get("recipients") or []
+        for entry in shown:
+            line = entry.get("email", "")
+            if entry.get("owner"):
+                line += f" ({entry['owner']})"
+            rows = entry.get("rows")
+            if rows is not None:
+                line += ": " + ngettext("%(count)s row", "%(count)s rows", rows) % {"count": rows}
+            lines.append(line)
+        if mails > len(shown):
+            more = mails - len(shown)
+            lines.append(
+                ngettext("… and %(count)s more", "… and %(count)s more", more) % {"count": more}
+            )
+        return summary, lines
+
+    def render_audience(self, record):
+        if not record.audience:
+            return "—"
+        summary, lines = self._audience_lines(record.audience)
+        return format_html(
+            '{}<ul class="list-unstyled small mb-0">{}</ul>',
+            summary,
+            format_html_join("", "<li>{}</li>", ((line,) for line in lines)),
+        )
+
+    def value_audience(self, record):
+        if not record.audience:
+            return ""
+        summary, lines = self._audience_lines(record.audience)
+        return "; ".join([summary, *lines])
 
     def value_trigger(self, record):
         return record.get_trigger_display()

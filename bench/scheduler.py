@@ -1,7 +1,8 @@
 """Scheduler benchmark: tick cost against the number of actions, and one run's fan-out.
 
     python bench/scheduler.py [--small 1000] [--large 100000] [--customers 5000]
-                              [--fanout-only] [--profile FILE]
+                              [--audience-customers 10000] [--audience-instruments 100000]
+                              [--fanout-only] [--audience-only] [--profile FILE]
 
 1. A throwaway database: a new PostgreSQL database when DATABASE_URL points to PostgreSQL
    (dropped at the end), else a temporary SQLite file; migrations applied.
@@ -14,12 +15,21 @@
    in the outbox, the child's peak resident memory, and the CPU time the child and its
    PostgreSQL backend used (steadier than the wall time on a busy machine) are printed.
 
---fanout-only skips 2 (the last line is then ``scheduler: fanout 5000 in S s, peak M MB``);
---profile FILE runs the fan-out child under cProfile and writes its statistics to FILE
-(read them with ``python -m pstats FILE``; the profiler makes the run 2-3 times slower).
+4. Audience fan-out (first, before 3, so that only its own customers match): an action to
+   the audience "customers with matching records" (audience:matching_customers) over
+   --audience-customers customers with --audience-instruments instruments, made as
+   ``manage.py seed_demo`` makes them (due dates spread around today, 0-3 contact
+   addresses per customer); every customer with a due or overdue instrument gets one mail
+   per contact address, each with an Excel report of only their rows. Measured like 3.
 
-Timings are printed, never asserted. The last line is
-``scheduler: tick T ms at 100000 actions, ratio 100k/1k R; fanout 5000 in S s, peak M MB``.
+--fanout-only skips 2, --audience-only skips 2 and 3; --profile FILE runs the fan-out
+children under cProfile and writes their statistics to FILE (the audience's to
+FILE.audience; read them with ``python -m pstats FILE``; the profiler makes the run 2-3
+times slower).
+
+Timings are printed, never asserted. The last line is ``scheduler: tick T ms at 100000
+actions, ratio 100k/1k R; fanout 5000 in S s, peak M MB; audience fanout 10000 in S s,
+peak M MB`` (without the parts skipped).
 """
 
 from __future__ import annotations
@@ -172,6 +182,49 @@ def prepare_fanout(customers: int, objects) -> int:
     return ActionRun.objects.create(action=action, slot=timezone.now(), trigger=Trigger.MANUAL).pk
 
 
+def prepare_audience_fanout(customers: int, instruments: int, objects) -> int:
+    """seed_demo's data (its Seeder, a fixed seed) and an action to the audience of the
+    customers with matching records; returns the run to execute."""
+    import random
+
+    from django.db import transaction
+    from django.db.models import CharField, Value
+    from django.db.models.functions import Cast, Concat
+    from django.utils import timezone
+
+    from actions.models import Action, ActionRun, Trigger
+    from inventory.management.commands.seed_demo import Counts, Seeder
+    from inventory.models import CustomerContact
+
+    group, configuration, template = objects
+    with transaction.atomic():
+        Seeder(random.Random(4711), batch_size=5000).run(  # noqa: S311 - demo data
+            Counts(customers, instruments, 0), first=False
+        )
+        # seed_demo's customers share addresses (a few hundred domains); a run mails an
+        # address once. Each customer's own addresses: one mail per contact as measured.
+        CustomerContact.objects.update(
+            email=Concat(
+                Value("k"),
+                Cast("customer_id", CharField()),
+                Value("."),
+                "email",
+                output_field=CharField(),
+            )
+        )
+    analyze()
+    action = Action.objects.create(
+        description="Bench audience fan-out",
+        time_of_day=dt.time(7),
+        start=timezone.now() - dt.timedelta(days=1),
+        group=group,
+        template=template,
+        smtp_configuration=configuration,
+        recipients=["audience:matching_customers"],
+    )
+    return ActionRun.objects.create(action=action, slot=timezone.now(), trigger=Trigger.MANUAL).pk
+
+
 def _backend_cpu(pid: int | None) -> float:
     """CPU seconds a PostgreSQL backend has used so far (Linux /proc; 0 elsewhere)."""
     try:
@@ -239,11 +292,19 @@ def run(options) -> None:
 
     call_command("migrate", verbosity=0)
     objects = base_objects()
+    audience = measure_audience_fanout(options, objects)
+    audience_part = (
+        f"audience fanout {options.audience_customers} in {audience['seconds']:.1f} s, "
+        f"peak {audience['peak_mb']:.0f} MB"
+    )
+    if options.audience_only:
+        say(f"scheduler: {audience_part}")
+        return
     if options.fanout_only:
         fanout = measure_fanout(options, objects)
         say(
             f"scheduler: fanout {options.customers} in {fanout['seconds']:.1f} s, "
-            f"peak {fanout['peak_mb']:.0f} MB"
+            f"peak {fanout['peak_mb']:.0f} MB; {audience_part}"
         )
         return
     # Today's 07:00 is the due slot of the 10 due actions (their rule: daily at 07:00).
@@ -268,15 +329,15 @@ def run(options) -> None:
     say(
         f"scheduler: tick {large_ms:.1f} ms at {options.large} actions, ratio 100k/1k "
         f"{ratio:.2f}; fanout {options.customers} in {fanout['seconds']:.1f} s, "
-        f"peak {fanout['peak_mb']:.0f} MB"
+        f"peak {fanout['peak_mb']:.0f} MB; {audience_part}"
     )
 
 
-def measure_fanout(options, objects) -> dict:
-    run_id = prepare_fanout(options.customers, objects)
+def _run_child(run_id: int, profile: str | None) -> dict:
+    """run_execute in a child process (its own peak memory); its figures."""
     command = [sys.executable, __file__, "--fanout-child", str(run_id)]
-    if options.profile:
-        command += ["--profile", str(Path(options.profile).resolve())]
+    if profile:
+        command += ["--profile", str(Path(profile).resolve())]
     result = subprocess.run(  # noqa: S603 - our own script
         command,
         cwd=REPO_ROOT,
@@ -287,7 +348,40 @@ def measure_fanout(options, objects) -> dict:
     )
     if result.returncode != 0:
         raise SystemExit(f"The fan-out run failed:\n{result.stderr[-3000:]}")
-    fanout = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_audience_fanout(options, objects) -> dict:
+    started = time.perf_counter()
+    run_id = prepare_audience_fanout(
+        options.audience_customers, options.audience_instruments, objects
+    )
+    say(
+        f"audience data: {options.audience_customers} customers, "
+        f"{options.audience_instruments} instruments (seed_demo) in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    fanout = _run_child(run_id, f"{options.profile}.audience" if options.profile else None)
+    say(
+        f"audience fan-out (customers with matching records) over "
+        f"{options.audience_customers} customers: {fanout['queued']} queued, "
+        f"{fanout['skipped']} skipped, {fanout['failed']} failed in {fanout['seconds']:.1f} s, "
+        f"peak {fanout['peak_mb']:.0f} MB (target <= 60 s, < 300 MB)"
+        + (" [under cProfile]" if options.profile else "")
+    )
+    per_mail = 1000 / max(fanout["queued"], 1)
+    say(
+        f"audience fan-out cpu: run process {fanout['cpu_seconds']:.1f} s "
+        f"({fanout['cpu_seconds'] * per_mail:.2f} ms per mail), its database backend "
+        f"{fanout['backend_cpu_seconds']:.1f} s "
+        f"({fanout['backend_cpu_seconds'] * per_mail:.2f} ms per mail)"
+    )
+    return fanout
+
+
+def measure_fanout(options, objects) -> dict:
+    run_id = prepare_fanout(options.customers, objects)
+    fanout = _run_child(run_id, options.profile)
     say(
         f"fan-out to {options.customers} customers: {fanout['queued']} queued, "
         f"{fanout['skipped']} skipped, {fanout['failed']} failed in {fanout['seconds']:.1f} s, "
@@ -311,8 +405,13 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--audience-customers", type=int, default=10_000)
+    parser.add_argument("--audience-instruments", type=int, default=100_000)
     parser.add_argument(
-        "--fanout-only", action="store_true", help="measure the fan-out only, not the tick"
+        "--fanout-only", action="store_true", help="measure the fan-outs only, not the tick"
+    )
+    parser.add_argument(
+        "--audience-only", action="store_true", help="measure the audience fan-out only"
     )
     parser.add_argument(
         "--profile", metavar="FILE", help="run the fan-out child under cProfile, stats to FILE"

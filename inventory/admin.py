@@ -20,8 +20,8 @@ class CustomerContactInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("number", "name", "language", "city")
-    list_filter = ("language",)
+    list_display = ("number", "name", "language", "city", "is_active")
+    list_filter = ("language", "is_active")
     search_fields = ("number", "name", "city", "contacts__email")
     inlines = [CustomerContactInline]
 

@@ -6,7 +6,12 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.filters import CalmailFilterSet, DateRangeFilter, NumberRangeFilter
+from calmail.common.filters import (
+    CalmailFilterSet,
+    DateRangeFilter,
+    NumberRangeFilter,
+    YesNoFilter,
+)
 from inventory.models import (
     Customer,
     CustomerContact,
@@ -103,6 +108,7 @@ class CustomerFilter(CalmailFilterSet):
     city = django_filters.CharFilter(label=_("City"), lookup_expr="icontains")
     contacts = django_filters.CharFilter(label=_("Contact addresses"), method="filter_contacts")
     instrument_count = NumberRangeFilter(label=_("Instruments"))
+    is_active = YesNoFilter(label=_("Active"))
 
     class Meta:
         model = Customer

@@ -83,6 +83,8 @@ class Customer(models.Model):
         _("language"), max_length=2, choices=Language.choices, default=default_language
     )
     city = models.CharField(_("city"), max_length=100, blank=True)
+    # An inactive customer stays for its records but receives no mail (audiences skip it).
+    is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -1,13 +1,16 @@
 """Who a mail goes to: selection tokens, their resolution into recipients, and search.
 
 A selection is an ordered list of tokens, as forms submit them and actions store them:
-"user:12", "customer:5", "list:3", "system:2", and typed addresses ("a@example.com",
-"Max Muster <a@example.com>", or the same with an "address:" prefix).
+"user:12", "customer:5", "list:3", "system:2", typed addresses ("a@example.com",
+"Max Muster <a@example.com>", or the same with an "address:" prefix), and audiences
+("audience:matching_customers"): recipients that are found when a run resolves the
+selection, never stored as a list (AudienceKind, AudienceContext).
 
 Resolving a selection gives one Recipient per e-mail address: distribution lists are
 expanded to their members, a customer with several contact addresses yields one
 Recipient per address. Each Recipient carries the Scope its report covers (a customer's
-records, a user's, or all) and the language its mail is written in. Addresses are
+records, a user's; for an address that belongs to neither, the scope the caller chose,
+no report by default) and the language its mail is written in. Addresses are
 de-duplicated case-insensitively; the first occurrence wins and the order is kept.
 
 Resolution reads a bounded number of queries whatever the selection's size (one or a few
@@ -17,7 +20,9 @@ makes the selection. What a user may pick is also all that is described to them
 guessed id reveals neither a name nor whether it exists.
 """
 
+import datetime
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
@@ -31,15 +36,26 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import validate_email
 from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from calmail.common.mailtypes import AddressType
 from inventory.models import Customer, CustomerContact, DistributionList, SystemAddress
-from inventory.selectors import Scope, ScopeKind, has_role, visible_distribution_lists
+from inventory.selectors import (
+    RecordKind,
+    Scope,
+    ScopeKind,
+    customers_with_matching_records,
+    has_role,
+    users_with_matching_records,
+    visible_distribution_lists,
+)
 
 __all__ = [
     "AddressType",
+    "AudienceContext",
+    "AudienceKind",
     "Choice",
     "Recipient",
     "Resolution",
@@ -69,6 +85,50 @@ class TokenKind(StrEnum):
     LIST = "list"
     SYSTEM = "system"
     ADDRESS = "address"
+    AUDIENCE = "audience"
+
+
+class AudienceKind(StrEnum):
+    """Recipients found at run time: "audience:<kind>" tokens."""
+
+    # Every active customer with at least one row of the template's report.
+    MATCHING_CUSTOMERS = "matching_customers"
+    # The active users responsible for those rows.
+    RESPONSIBLE_USERS = "responsible_users"
+    # Every active customer, rows or not.
+    ACTIVE_CUSTOMERS = "active_customers"
+
+
+AUDIENCE_LABELS = {
+    AudienceKind.MATCHING_CUSTOMERS: gettext_lazy("Customers with matching records"),
+    AudienceKind.RESPONSIBLE_USERS: gettext_lazy("Responsible persons of matching records"),
+    AudienceKind.ACTIVE_CUSTOMERS: gettext_lazy("All active customers"),
+}
+AUDIENCE_DETAILS = {
+    AudienceKind.MATCHING_CUSTOMERS: gettext_lazy(
+        "Each customer with rows in the report, with only their rows; found when the action runs."
+    ),
+    AudienceKind.RESPONSIBLE_USERS: gettext_lazy(
+        "Each user responsible for rows of the report, with only those rows; found when the action runs."
+    ),
+    AudienceKind.ACTIVE_CUSTOMERS: gettext_lazy(
+        "Every active customer, each with their own rows; found when the action runs."
+    ),
+}
+# Audiences made of customers: only for users who may see customers.
+CUSTOMER_AUDIENCES = frozenset({AudienceKind.MATCHING_CUSTOMERS, AudienceKind.ACTIVE_CUSTOMERS})
+
+
+@dataclass(frozen=True)
+class AudienceContext:
+    """What a run knows that its audiences depend on: the kind of records the template's
+    report lists (None: no report, or one that cannot say whose its rows are), its due
+    filter and window, and the run's day."""
+
+    report_kind: RecordKind | None
+    due_filter: str
+    window_days: int
+    today: datetime.date
 
 
 REFERENCE_KINDS = (TokenKind.USER, TokenKind.CUSTOMER, TokenKind.LIST, TokenKind.SYSTEM)
@@ -149,12 +209,24 @@ class SelectionItem:
     pk: int | None = None
     email: str = ""
     name: str = ""
+    audience: AudienceKind | None = None
 
     @property
     def token(self) -> str:
         if self.kind == TokenKind.ADDRESS:
             return f"address:{format_address(self.email, self.name)}"
+        if self.kind == TokenKind.AUDIENCE:
+            return f"audience:{self.audience}"
         return f"{self.kind}:{self.pk}"
+
+    @property
+    def key(self) -> tuple:
+        """What makes two items the same choice (a repeat is dropped)."""
+        if self.kind == TokenKind.ADDRESS:
+            return (self.kind, self.email.lower())
+        if self.kind == TokenKind.AUDIENCE:
+            return (self.kind, self.audience)
+        return (self.kind, self.pk)
 
 
 _PREFIX = re.compile(r"^([A-Za-z]+):(.*)$", re.DOTALL)
@@ -179,6 +251,14 @@ def parse_token(text: str) -> SelectionItem:
             return SelectionItem(kind=TokenKind(prefix), pk=int(rest))
         if prefix == TokenKind.ADDRESS:
             return parse_address(rest, token=text)
+        if prefix == TokenKind.AUDIENCE:
+            if rest not in set(AudienceKind):
+                raise ValidationError(
+                    _("“%(token)s” is not a known audience."),
+                    code="unknown_audience",
+                    params={"token": text},
+                )
+            return SelectionItem(kind=TokenKind.AUDIENCE, audience=AudienceKind(rest))
         raise ValidationError(
             _(
                 "“%(token)s” is not a known kind of recipient. Use user:, customer:, list:, system: or an e-mail address."
@@ -224,7 +304,7 @@ def parse_tokens(selection: Iterable[SelectionItem | str]) -> list[SelectionItem
             except ValidationError as exc:
                 errors.append(exc)
                 continue
-        key = (entry.kind, entry.email.lower() if entry.kind == TokenKind.ADDRESS else entry.pk)
+        key = entry.key
         if key not in seen:
             seen.add(key)
             items.append(entry)
@@ -323,12 +403,31 @@ def user_language(user: User) -> str:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        other_scope: Scope | None = None,
+        audience: AudienceContext | None = None,
+        per_report: bool = False,
+    ) -> None:
         self.resolution = Resolution()
         self._seen: set[str] = set()
+        self._per_report = per_report
+        self._audience = audience
+        # The report scope of addresses that belong to no customer or user. "All
+        # customers" is for system (internal) addresses only: a typed address or a list's
+        # extra address gets no report instead, even if a list gained one after the check.
+        self.system_scope = other_scope or Scope.none()
+        self.address_scope = (
+            Scope.none() if self.system_scope.kind == ScopeKind.ALL else self.system_scope
+        )
 
     def add(self, recipient: Recipient) -> None:
         key = recipient.email.strip().lower()
+        if self._per_report and recipient.scope.kind == ScopeKind.CUSTOMER:
+            # A contact address two customers share: each customer's records go in a
+            # mail of their own (one mail would leave one customer's records out).
+            key = f"{key} {recipient.scope}"
         if key not in self._seen:
             self._seen.add(key)
             self.resolution.recipients.append(recipient)
@@ -356,9 +455,19 @@ class _Collector:
                 )
             )
 
-    def add_customer(self, customer: Customer, *, via: str = "") -> None:
+    def add_customer(
+        self,
+        customer: Customer,
+        *,
+        via: str = "",
+        contacts: Sequence[CustomerContact] | None = None,
+    ) -> None:
         source = f"customer:{customer.pk}"
-        contacts = list(customer.contacts.all())
+        if not customer.is_active:
+            self.skip(source, customer.label, _("the customer is inactive"))
+            return
+        if contacts is None:
+            contacts = list(customer.contacts.all())
         if not contacts:
             self.skip(source, customer.label, _("the customer has no contact e-mail address"))
         for contact in contacts:
@@ -396,7 +505,7 @@ class _Collector:
                     language=None,
                     address_type=AddressType.DISTRIBUTION,
                     owner=via,
-                    scope=Scope.all(),
+                    scope=self.address_scope,
                     source=f"address:{address.email}",
                     via=via,
                 )
@@ -410,10 +519,57 @@ class _Collector:
                 language=system_address.language,
                 address_type=AddressType.SYSTEM,
                 owner=system_address.name,
-                scope=Scope.all(),
+                scope=self.system_scope,
                 source=f"system:{system_address.pk}",
             )
         )
+
+    def add_audience(self, kind: AudienceKind) -> None:
+        """The audience's recipients as the run finds them: a few queries, whatever the
+        number of customers or users."""
+        source, label = f"audience:{kind}", str(AUDIENCE_LABELS[kind])
+        context = self._audience
+        if kind == AudienceKind.ACTIVE_CUSTOMERS:
+            self._add_customers(Customer.objects.filter(is_active=True))
+            return
+        if context is None:
+            # Compose, the template preview: no run, so no report whose rows could match.
+            self.skip(source, label, _("an audience is found only when an action runs"))
+            return
+        if context.report_kind is None:
+            self.skip(source, label, _("the template has no report, so no records can match"))
+            return
+        if kind == AudienceKind.MATCHING_CUSTOMERS:
+            self._add_customers(
+                customers_with_matching_records(
+                    kind=context.report_kind,
+                    due_filter=context.due_filter,
+                    window_days=context.window_days,
+                    today=context.today,
+                )
+            )
+            return
+        users = users_with_matching_records(
+            kind=context.report_kind,
+            due_filter=context.due_filter,
+            window_days=context.window_days,
+            today=context.today,
+        )
+        for user in users.select_related("profile").order_by(
+            "last_name", "first_name", "username", "pk"
+        ):
+            self.add_user(user)
+
+    def _add_customers(self, customers: QuerySet[Customer]) -> None:
+        """Each customer of the queryset by number, one recipient per contact address: two
+        queries (the contacts through a subquery, not a list of ids that grows with them)."""
+        contacts: dict[int, list[CustomerContact]] = defaultdict(list)
+        for contact in CustomerContact.objects.filter(customer__in=customers.values("pk")).order_by(
+            "customer_id", "position", "id"
+        ):
+            contacts[contact.customer_id].append(contact)
+        for customer in customers.order_by("number"):
+            self.add_customer(customer, contacts=contacts.get(customer.pk, []))
 
     def add_address(self, item: SelectionItem) -> None:
         self.add(
@@ -423,22 +579,40 @@ class _Collector:
                 language=None,
                 address_type=AddressType.ADDRESS,
                 owner="",
-                scope=Scope.all(),
+                scope=self.address_scope,
                 source=item.token,
             )
         )
 
 
-def resolve_selection(selection: Iterable[SelectionItem | str]) -> Resolution:
+def resolve_selection(
+    selection: Iterable[SelectionItem | str],
+    *,
+    other_scope: Scope | None = None,
+    audience: AudienceContext | None = None,
+    per_report: bool = False,
+) -> Resolution:
     """Resolve tokens (strings or parsed items) into recipients, in the selection's order.
 
+    An address is there once, the first time it occurs. With per_report (a mail per
+    recipient, each with its own report: actions), an address several customers share
+    is there once per customer, so that every customer's records go out.
+
+    Users get their own records as report scope, customers theirs. Every other address
+    (system addresses, typed addresses, the extra addresses of distribution lists) gets
+    other_scope, by default no report; Scope.all() reaches system addresses only, the
+    others then get no report.
+
+    Audiences are found now, with what `audience` says about the run (its report, filter
+    and day); without it (no run) only the audience of all active customers is.
+
     References that no longer exist, deactivated users, users without an address,
-    customers without a contact address and empty lists are reported in `skipped`.
-    Bad token strings raise ValidationError (see parse_tokens).
+    inactive customers, customers without a contact address and empty lists are reported
+    in `skipped`. Bad token strings raise ValidationError (see parse_tokens).
     """
     items = parse_tokens(selection)
     loaded = _load(items)
-    collector = _Collector()
+    collector = _Collector(other_scope=other_scope, audience=audience, per_report=per_report)
     tables: dict[str, tuple[dict[int, Any], Callable[[Any], None]]] = {
         TokenKind.USER: (loaded.users, collector.add_user),
         TokenKind.CUSTOMER: (loaded.customers, collector.add_customer),
@@ -448,6 +622,9 @@ def resolve_selection(selection: Iterable[SelectionItem | str]) -> Resolution:
     for item in items:
         if item.kind == TokenKind.ADDRESS:
             collector.add_address(item)
+            continue
+        if item.kind == TokenKind.AUDIENCE and item.audience is not None:
+            collector.add_audience(item.audience)
             continue
         objects, add = tables[item.kind]
         obj = objects.get(item.pk) if item.pk is not None else None
@@ -465,9 +642,11 @@ def resolve_recipients(
     distribution_lists: Iterable[DistributionList | int] = (),
     system_addresses: Iterable[SystemAddress | int] = (),
     addresses: Iterable[str] = (),
+    other_scope: Scope | None = None,
 ) -> Resolution:
     """Resolve a selection given by kind (instances or ids; typed addresses as text), in
-    this order: users, customers, distribution lists, system addresses, typed addresses."""
+    this order: users, customers, distribution lists, system addresses, typed addresses.
+    other_scope: as resolve_selection() takes it."""
 
     # Any: instances or ids, read duck-typed (an instance's pk, else the value itself).
     def refs(kind: TokenKind, objects: Iterable[Any]) -> list[SelectionItem]:
@@ -483,7 +662,7 @@ def resolve_recipients(
             for address in addresses
         ),
     ]
-    return resolve_selection(items)
+    return resolve_selection(items, other_scope=other_scope)
 
 
 def _parse_typed(text: str) -> SelectionItem:
@@ -520,6 +699,16 @@ def usable_references(*, user: User | AnonymousUser) -> dict[TokenKind, QuerySet
     }
 
 
+def usable_audiences(*, user: User | AnonymousUser) -> set[AudienceKind]:
+    """The audiences a user may pick: those of customers with the permission to see
+    customers, the responsible users with any role."""
+    if not has_role(user):
+        return set()
+    if user.has_perm("inventory.view_customer"):
+        return set(AudienceKind)
+    return set(AudienceKind) - CUSTOMER_AUDIENCES
+
+
 def _usable_ids(
     items: Iterable[SelectionItem], *, user: User | AnonymousUser
 ) -> dict[TokenKind, set[int]]:
@@ -541,6 +730,12 @@ def check_selection(
     listing every problem."""
     items = parse_tokens(selection)
     found = _usable_ids(items, user=user)
+    # Only asked when the selection has an audience: it costs a query.
+    audiences = (
+        usable_audiences(user=user)
+        if any(item.kind == TokenKind.AUDIENCE for item in items)
+        else set()
+    )
     errors = [
         ValidationError(
             _("The recipient %(token)s does not exist or is not available to you."),
@@ -548,7 +743,8 @@ def check_selection(
             params={"token": item.token},
         )
         for item in items
-        if item.kind in found and item.pk not in found[item.kind]
+        if (item.kind in found and item.pk not in found[item.kind])
+        or (item.kind == TokenKind.AUDIENCE and item.audience not in audiences)
     ]
     if errors:
         raise ValidationError(errors)
@@ -561,7 +757,7 @@ def unavailable_references(
     """The references among the tokens that the user may not use, with their position
     (from 1), for an error that points at the token. A missing object and one the user
     may not see are alike. Tokens that do not parse are left to parse_tokens()."""
-    references = []
+    references, audiences = [], []
     for position, token in enumerate(tokens, start=1):
         try:
             item = parse_token(token)
@@ -569,8 +765,15 @@ def unavailable_references(
             continue
         if item.kind in REFERENCE_KINDS:
             references.append((position, item))
+        elif item.kind == TokenKind.AUDIENCE:
+            audiences.append((position, item))
     found = _usable_ids([item for _position, item in references], user=user)
-    return [(position, item) for position, item in references if item.pk not in found[item.kind]]
+    usable = usable_audiences(user=user) if audiences else set()
+    unavailable = [
+        (position, item) for position, item in references if item.pk not in found[item.kind]
+    ]
+    unavailable += [(position, item) for position, item in audiences if item.audience not in usable]
+    return sorted(unavailable, key=lambda entry: entry[0])
 
 
 # --- search -------------------------------------------------------------------------------
@@ -601,6 +804,7 @@ KIND_LABELS = {
     TokenKind.LIST: gettext_lazy("Distribution list"),
     TokenKind.SYSTEM: gettext_lazy("System address"),
     TokenKind.ADDRESS: gettext_lazy("Typed address"),
+    TokenKind.AUDIENCE: gettext_lazy("Audience"),
 }
 MAX_SEARCH_WORDS = 5
 
@@ -656,10 +860,37 @@ def _system_choice(system_address: SystemAddress) -> Choice:
     )
 
 
-def search_recipients(query: str, *, user: User | AnonymousUser, limit: int = 20) -> list[Choice]:
+def _audience_choice(kind: AudienceKind) -> Choice:
+    return Choice(
+        token=f"audience:{kind}",
+        label=str(AUDIENCE_LABELS[kind]),
+        kind=TokenKind.AUDIENCE,
+        detail=str(AUDIENCE_DETAILS[kind]),
+    )
+
+
+def _matching_audiences(words: list[str], *, user: User | AnonymousUser) -> list[Choice]:
+    """The usable audiences whose label (in the active language or in English) has every
+    word of the query."""
+    usable = usable_audiences(user=user)
+    choices = []
+    for kind in AudienceKind:
+        label = AUDIENCE_LABELS[kind]
+        with translation.override("en"):
+            english = str(label)
+        texts = f"{label} {english}".lower()
+        if kind in usable and all(word.lower() in texts for word in words):
+            choices.append(_audience_choice(kind))
+    return choices
+
+
+def search_recipients(
+    query: str, *, user: User | AnonymousUser, limit: int = 20, audiences: bool = False
+) -> list[Choice]:
     """Users, customers (number, name, contact addresses), distribution lists and system
     addresses the user may use (usable_references) matching every word of the query,
-    grouped in that order.
+    grouped in that order; with audiences=True (action forms: an audience is found when
+    the action runs) first the usable audiences whose label matches.
 
     When several kinds match, the limit is shared among them so that no kind crowds out
     the others. A query that is an e-mail address is also offered as a typed address.
@@ -697,6 +928,7 @@ def search_recipients(query: str, *, user: User | AnonymousUser, limit: int = 20
         _words_filter(words, ("name", "email", "description"))
     )[:limit]
     groups = [
+        _matching_audiences(words, user=user) if audiences else [],
         [_user_choice(obj) for obj in users],
         [_customer_choice(obj) for obj in customers],
         [_list_choice(obj) for obj in lists],
@@ -746,14 +978,22 @@ def describe_selection(
         TokenKind.LIST: _list_choice,
         TokenKind.SYSTEM: _system_choice,
     }
+    audiences = (
+        usable_audiences(user=user)
+        if any(item.kind == TokenKind.AUDIENCE for item in items)
+        else set()
+    )
     choices = []
     for item in items:
+        if item.kind == TokenKind.AUDIENCE and item.audience in audiences:
+            choices.append(_audience_choice(item.audience))
+            continue
         if item.kind == TokenKind.ADDRESS:
             choices.append(
                 Choice(token=item.token, label=item.email, kind=TokenKind.ADDRESS, detail=item.name)
             )
             continue
-        obj = loaded[item.kind].get(item.pk)
+        obj = loaded[item.kind].get(item.pk) if item.kind in loaded else None
         if obj is None:
             choices.append(
                 Choice(

@@ -1,19 +1,23 @@
 """Reads of calServer data: list pages, visibility, and the rows a report takes per scope.
 
 Reports select rows by a recipient's scope (inventory.recipients.Scope): a customer's
-records, the records a user is responsible for, or all. Each of those is one indexed
-range scan: instruments by (customer, next_due_date), (responsible, next_due_date) or
-(next_due_date); tickets by (customer, due_date), (assignee, due_date), (status, due_date).
+records, chosen customers' records, the records a user is responsible for, all, or none
+(no report). Each of those is one indexed range scan: instruments by (customer,
+next_due_date), (responsible, next_due_date) or (next_due_date); tickets by (customer,
+due_date), (assignee, due_date), (status, due_date).
 """
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Group, User
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from calmail.common.queries import related_count
 from calmail.common.roles import ROLE_NAMES, is_administrator, team_groups
@@ -36,25 +40,42 @@ _M = TypeVar("_M", bound=Model)
 
 class ScopeKind(StrEnum):
     CUSTOMER = "customer"
+    # Chosen customers, for a recipient that belongs to none (an action's report scope).
+    CUSTOMERS = "customers"
     USER = "user"
+    # All customers: internal addresses only (see actions.services.report_scope_refusal).
     ALL = "all"
+    # No report: the recipient gets no rows and no report attachment.
+    NONE = "none"
+
+
+_SCOPE_WITH_ID = (ScopeKind.CUSTOMER, ScopeKind.USER)
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Which rows a recipient's report covers: one customer's, one user's, or all.
+    """Which rows a recipient's report covers: one customer's, chosen customers', one
+    user's, all, or none.
 
-    str() gives a stable text ("customer:5", "user:12", "all") to store, parse() reads it.
+    str() gives a stable text ("customer:5", "customers:1,2,3", "user:12", "all", "none")
+    to store, parse() reads it. The ids of CUSTOMERS are kept sorted and unique, so equal
+    choices are equal scopes (a fan-out builds their report once).
     """
 
     kind: ScopeKind
     id: int | None = None
+    ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if (self.kind == ScopeKind.ALL) != (self.id is None):
+        if (self.kind in _SCOPE_WITH_ID) != (self.id is not None):
             raise ValueError(f"Scope {self.kind} needs {'no' if self.id else 'an'} id")
+        if (self.kind == ScopeKind.CUSTOMERS) != bool(self.ids):
+            raise ValueError(f"Scope {self.kind} needs {'' if self.ids else 'no '}ids")
+        object.__setattr__(self, "ids", tuple(sorted({int(pk) for pk in self.ids})))
 
     def __str__(self) -> str:
+        if self.kind == ScopeKind.CUSTOMERS:
+            return f"{self.kind}:{','.join(str(pk) for pk in self.ids)}"
         return str(self.kind) if self.id is None else f"{self.kind}:{self.id}"
 
     @classmethod
@@ -62,20 +83,75 @@ class Scope:
         return cls(ScopeKind.CUSTOMER, int(pk))
 
     @classmethod
+    def customers(cls, pks: Iterable[int]) -> "Scope":
+        return cls(ScopeKind.CUSTOMERS, ids=tuple(int(pk) for pk in pks))
+
+    @classmethod
     def user(cls, pk: int) -> "Scope":
         return cls(ScopeKind.USER, int(pk))
 
     @classmethod
     def all(cls) -> "Scope":
+        """All customers' records (internal addresses only)."""
         return cls(ScopeKind.ALL)
 
     @classmethod
+    def none(cls) -> "Scope":
+        """No report."""
+        return cls(ScopeKind.NONE)
+
+    @classmethod
     def parse(cls, text: str) -> "Scope":
-        kind, _sep, pk = text.partition(":")
+        kind, _sep, rest = text.partition(":")
         try:
-            return cls(ScopeKind(kind), int(pk) if pk else None)
+            if kind == ScopeKind.CUSTOMERS:
+                return cls.customers(int(pk) for pk in rest.split(","))
+            return cls(ScopeKind(kind), int(rest) if rest else None)
         except ValueError:
             raise ValueError(f"Not a scope: {text!r}") from None
+
+
+def scope_labels(scopes: Iterable[Scope]) -> dict[Scope, str]:
+    """What each scope's report covers, in words of the active language ("no report",
+    "all customers (internal)", "chosen customers: 1001 · Muster GmbH, …"). One query
+    for the customers of all CUSTOMERS scopes together, none without them."""
+    scopes = set(scopes)
+    wanted = {pk for scope in scopes for pk in scope.ids}
+    names = (
+        {customer.pk: customer.label for customer in Customer.objects.filter(pk__in=wanted)}
+        if wanted
+        else {}
+    )
+    labels = {}
+    for scope in scopes:
+        if scope.kind == ScopeKind.CUSTOMERS:
+            shown = [names.get(pk, f"#{pk}") for pk in scope.ids]
+            if len(shown) > MAX_LABELLED_CUSTOMERS:
+                shown = [*shown[:MAX_LABELLED_CUSTOMERS], "…"]
+            labels[scope] = _("chosen customers: %(customers)s") % {"customers": ", ".join(shown)}
+        else:
+            labels[scope] = str(SCOPE_KIND_LABELS[scope.kind])
+    return labels
+
+
+MAX_LABELLED_CUSTOMERS = 10
+SCOPE_KIND_LABELS = {
+    ScopeKind.CUSTOMER: gettext_lazy("the customer's records"),
+    ScopeKind.CUSTOMERS: gettext_lazy("chosen customers"),
+    ScopeKind.USER: gettext_lazy("the user's records"),
+    ScopeKind.ALL: gettext_lazy("all customers (internal)"),
+    ScopeKind.NONE: gettext_lazy("no report"),
+}
+
+
+def distribution_lists_with_addresses(pks: Iterable[int]) -> list[DistributionList]:
+    """Of the given lists, those with extra addresses (members that belong to no customer
+    or user), by name."""
+    return list(
+        DistributionList.objects.filter(pk__in=list(pks), addresses__isnull=False)
+        .distinct()
+        .order_by("name", "pk")
+    )
 
 
 # --- visibility ---------------------------------------------------------------------------
@@ -168,14 +244,19 @@ def _scoped(
 ) -> QuerySet[_M]:
     if scope.kind == ScopeKind.CUSTOMER:
         return queryset.filter(**{f"{customer_field}_id": scope.id})
+    if scope.kind == ScopeKind.CUSTOMERS:
+        return queryset.filter(**{f"{customer_field}_id__in": scope.ids})
     if scope.kind == ScopeKind.USER:
         return queryset.filter(**{f"{user_field}_id": scope.id})
+    if scope.kind == ScopeKind.NONE:
+        return queryset.none()
     return queryset
 
 
 def instruments_for_scope(*, scope: Scope) -> QuerySet[Instrument]:
-    """The instruments a recipient's report covers: a customer's, those a user is
-    responsible for, or all. Customer, location and responsible user come along."""
+    """The instruments a recipient's report covers: a customer's (or chosen customers'),
+    those a user is responsible for, all, or none. Customer, location and responsible
+    user come along."""
     return _scoped(
         Instrument.objects.select_related("customer", "location", "responsible"),
         scope,
@@ -228,3 +309,173 @@ def filter_due(
     if due_filter == DueFilter.DUE_OVERDUE:
         return queryset.filter(**{f"{field}__lte": horizon})
     raise ValueError(f"Unknown due filter {due_filter!r}")
+
+
+# --- matching records (audiences) ---------------------------------------------------------
+
+
+class RecordKind(StrEnum):
+    """What a report lists, as far as whose records they are goes: instruments (a user's
+    are those they are responsible for), instruments by location (a user's are those at
+    the locations they look after) and open tickets (a user's are those assigned)."""
+
+    INSTRUMENTS = "instruments"
+    LOCATIONS = "locations"
+    TICKETS = "tickets"
+
+
+# Per kind of record, the lookup from a record to the owner of a customer or user scope:
+# matching_records() of Scope.all() filtered by it is matching_records() of that scope.
+OWNER_LOOKUPS: dict[RecordKind, dict[ScopeKind, str]] = {
+    RecordKind.INSTRUMENTS: {ScopeKind.CUSTOMER: "customer_id", ScopeKind.USER: "responsible_id"},
+    RecordKind.LOCATIONS: {
+        ScopeKind.CUSTOMER: "customer_id",
+        ScopeKind.USER: "location__responsible_id",
+    },
+    RecordKind.TICKETS: {ScopeKind.CUSTOMER: "customer_id", ScopeKind.USER: "assignee_id"},
+}
+# Above this many owners a count reads every owner's rows in one pass instead of an IN list.
+_COUNT_IN_LIST_LIMIT = 500
+
+
+def matching_records(
+    *,
+    kind: RecordKind,
+    scope: Scope,
+    due_filter: str,
+    window_days: int,
+    today: datetime.date,
+) -> QuerySet:
+    """The records a report of this kind takes for a scope under a due filter (unordered):
+    the one definition the report providers and the audiences share."""
+    if kind == RecordKind.TICKETS:
+        return filter_due(
+            tickets_for_scope(scope=scope),
+            field="due_date",
+            due_filter=due_filter,
+            today=today,
+            window_days=window_days,
+        )
+    if kind == RecordKind.LOCATIONS and scope.kind == ScopeKind.USER:
+        # A user's records here are the instruments at the locations they look after.
+        instruments = instruments_for_scope(scope=Scope.all()).filter(
+            location__in=locations_for_scope(scope=scope).values("pk")
+        )
+    elif kind in (RecordKind.INSTRUMENTS, RecordKind.LOCATIONS):
+        instruments = instruments_for_scope(scope=scope)
+    else:
+        raise ValueError(f"Unknown kind of record {kind!r}")
+    return filter_due(
+        instruments,
+        field="next_due_date",
+        due_filter=due_filter,
+        today=today,
+        window_days=window_days,
+    )
+
+
+def owners_with_matching_records(
+    *,
+    kind: RecordKind,
+    owner: ScopeKind,
+    due_filter: str,
+    window_days: int,
+    today: datetime.date,
+) -> QuerySet:
+    """The ids of the customers (owner CUSTOMER) or users (owner USER) that have at least
+    one matching record, as a DISTINCT subquery to filter customers or users with
+    (pk__in=...): one query whatever their number."""
+    lookup = OWNER_LOOKUPS[kind][owner]
+    return (
+        matching_records(
+            kind=kind,
+            scope=Scope.all(),
+            due_filter=due_filter,
+            window_days=window_days,
+            today=today,
+        )
+        .filter(**{f"{lookup}__isnull": False})
+        .order_by()
+        .values_list(lookup, flat=True)
+        .distinct()
+    )
+
+
+def customers_with_matching_records(
+    *, kind: RecordKind, due_filter: str, window_days: int, today: datetime.date
+) -> QuerySet[Customer]:
+    """Active customers with at least one matching record, by number."""
+    return Customer.objects.filter(
+        is_active=True,
+        pk__in=owners_with_matching_records(
+            kind=kind,
+            owner=ScopeKind.CUSTOMER,
+            due_filter=due_filter,
+            window_days=window_days,
+            today=today,
+        ),
+    )
+
+
+def users_with_matching_records(
+    *, kind: RecordKind, due_filter: str, window_days: int, today: datetime.date
+) -> QuerySet[User]:
+    """Active users responsible for at least one matching record (instruments: the
+    responsible user; by location: the location's; tickets: the assignee)."""
+    return active_users().filter(
+        pk__in=owners_with_matching_records(
+            kind=kind,
+            owner=ScopeKind.USER,
+            due_filter=due_filter,
+            window_days=window_days,
+            today=today,
+        )
+    )
+
+
+def count_matching_records(
+    *,
+    kind: RecordKind,
+    scopes: Iterable[Scope],
+    due_filter: str,
+    window_days: int,
+    today: datetime.date,
+) -> dict[Scope, int]:
+    """How many records each scope's report takes: one COUNT query per kind of scope
+    (grouped by owner), whatever the number of scopes."""
+    by_kind: dict[ScopeKind, set[Scope]] = {}
+    for scope in scopes:
+        by_kind.setdefault(scope.kind, set()).add(scope)
+    counts: dict[Scope, int] = {}
+    for scope_kind, group in by_kind.items():
+        lookup = OWNER_LOOKUPS[kind].get(scope_kind)
+        if lookup is None:
+            # Scopes without an owner lookup (all, none, chosen customers): few, a COUNT each.
+            for scope in group:
+                counts[scope] = (
+                    matching_records(
+                        kind=kind,
+                        scope=scope,
+                        due_filter=due_filter,
+                        window_days=window_days,
+                        today=today,
+                    )
+                    .order_by()
+                    .count()
+                )
+            continue
+        everything = matching_records(
+            kind=kind,
+            scope=Scope.all(),
+            due_filter=due_filter,
+            window_days=window_days,
+            today=today,
+        ).order_by()
+        ids = {scope.id for scope in group}
+        if len(ids) <= _COUNT_IN_LIST_LIMIT:
+            everything = everything.filter(**{f"{lookup}__in": ids})
+        found = dict(
+            everything.values(lookup).annotate(rows=Count("pk")).values_list(lookup, "rows")
+        )
+        counts.update({scope: found.get(scope.id, 0) for scope in group})
+    return counts

@@ -5,7 +5,13 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, SelectionColumn
+from calmail.common.tables import (
+    CalmailTable,
+    MenuItem,
+    RowMenuColumn,
+    SelectionColumn,
+    YesNoColumn,
+)
 from inventory.models import Customer, DistributionList, Instrument, SystemAddress
 from inventory.recipients import user_display_name
 from inventory.selectors import DEFAULT_DUE_WINDOW_DAYS
@@ -107,11 +113,20 @@ class CustomerTable(CalmailTable):
     instrument_count = tables.Column(
         verbose_name=_("Instruments"), attrs={"td": {"class": "text-end"}}
     )
+    is_active = YesNoColumn(verbose_name=_("Active"))
 
     class Meta(CalmailTable.Meta):
         model = Customer
         fields = ()
-        sequence = ("number", "name", "language", "city", "contacts", "instrument_count")
+        sequence = (
+            "number",
+            "name",
+            "language",
+            "city",
+            "contacts",
+            "instrument_count",
+            "is_active",
+        )
         order_by = ("number",)
 
     def value_language(self, record):

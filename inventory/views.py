@@ -394,7 +394,8 @@ def data_index(request):
 @never_cache
 @require_GET
 def recipient_search(request):
-    """JSON for recipient autocomplete: ?q=text&limit=n (at most 50).
+    """JSON for recipient autocomplete: ?q=text&limit=n (at most 50); &audiences=1 also
+    offers the audiences (action forms).
 
     {"results": [{"token": "customer:5", "label": "1001 · Muster GmbH", "kind": "customer",
     "kind_label": "Customer", "detail": "einkauf@muster.example"}, …]}
@@ -405,5 +406,10 @@ def recipient_search(request):
         limit = max(1, min(int(request.GET.get("limit", 20)), MAX_SEARCH_LIMIT))
     except ValueError:
         limit = 20
-    choices = search_recipients(request.GET.get("q", ""), user=request.user, limit=limit)
+    choices = search_recipients(
+        request.GET.get("q", ""),
+        user=request.user,
+        limit=limit,
+        audiences=request.GET.get("audiences") == "1",
+    )
     return JsonResponse({"results": [choice.as_dict() for choice in choices]})

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from calmail.common.mailtypes import AttachmentSpec, AttachmentType
 from inventory.models import Language
 from inventory.recipients import Recipient
+from inventory.selectors import ScopeKind, scope_labels
 from maillog.models import AuditAction, Category
 from maillog.services import CHANGED, diff_fields, log_audit, snapshot
 from templates_app import rendering
@@ -280,9 +281,9 @@ class RenderedMail:
     """A template rendered for one recipient: everything the outbox needs.
 
     attachments holds the report export (AttachmentSpec, exported=True) unless it was left
-    out; attachment_skipped says why it was (empty report not allowed) for the caller's
-    decision and log. With attachment type "link" the outbox stores the same files and
-    sends signed links instead.
+    out; attachment_skipped says why it was (empty report not allowed, no report for the
+    recipient's scope) for the caller's decision and log. With attachment type "link" the
+    outbox stores the same files and sends signed links instead.
     """
 
     subject: str
@@ -342,6 +343,7 @@ def render_for_recipient(
     language: str | None = None,
     export: bool = True,
     details: dict | None = None,
+    scope_label: str | None = None,
 ) -> RenderedMail:
     """Render a template for one recipient.
 
@@ -351,13 +353,16 @@ def render_for_recipient(
       report registry; empty reports are detected before any export;
     - attachment ("add attachment" = report): exported as the template's export type;
       an empty report is attached only if "empty attachment allowed", otherwise
-      attachment_skipped gives the reason; export=False skips making the file (the
-      preview page only names it);
+      attachment_skipped gives the reason; a recipient whose scope is "no report" gets no
+      attachment either (rows and count are empty); export=False skips making the file
+      (the preview page only names it);
     - {{ link }}: link_builder(file name) when the attachment goes as a link and the
       caller can say where it will be (else empty; the outbox adds its links anyway).
     - details: the recipient's customer/user data as templates_app.selectors
       .recipient_details gives it, when the caller already has it (a fan-out loads its
       customers in one query per chunk rather than one per recipient).
+    - scope_label: what the recipient's report covers in words (inventory.selectors
+      .scope_labels), when the caller has it; the parameters carry it as report_scope.
 
     Raises rendering.TemplateRenderError with a message for the user when a text cannot be
     rendered, or the report is no longer registered.
@@ -377,7 +382,7 @@ def render_for_recipient(
         raise rendering.TemplateRenderError(
             _("The report “%(report)s” is not available.") % {"report": template.report}
         )
-    empty_report_skipped = False
+    empty_report_skipped = no_report_skipped = False
     with translation.override(chosen):
         report = None
         if provider is not None:
@@ -392,7 +397,9 @@ def render_for_recipient(
         filename = ""
         skipped = ""
         if template.add_attachment == AddAttachment.REPORT and report is not None:
-            if report.is_empty and not template.empty_attachment_allowed:
+            if recipient.scope.kind == ScopeKind.NONE:
+                no_report_skipped = True
+            elif report.is_empty and not template.empty_attachment_allowed:
                 empty_report_skipped = True
             else:
                 filename = report_filename(report.title, today, template.export_type)
@@ -445,6 +452,8 @@ def render_for_recipient(
 
     if empty_report_skipped:
         skipped = _("The report is empty and the template attaches no empty report.")
+    elif no_report_skipped:
+        skipped = _("There is no report for this recipient (report scope: no report).")
 
     parameters = {
         "template": template.name,
@@ -453,7 +462,15 @@ def render_for_recipient(
         "due_window_days": template.due_window_days,
     }
     if report is not None:
-        parameters.update(report=report.key, rows=report.count, scope=str(recipient.scope))
+        if scope_label is None:
+            scope_label = scope_labels([recipient.scope])[recipient.scope]
+        parameters.update(
+            report=report.key,
+            rows=report.count,
+            scope=str(recipient.scope),
+            # The same in words, for the outbox and the run history.
+            report_scope=scope_label,
+        )
     return RenderedMail(
         subject=subject,
         body_html=body_html,
@@ -500,6 +517,8 @@ def render_for_recipients(
     today = today or timezone.localdate()
     prefetch_related_objects([template], "translations")
     details = _details_of_many(recipients, details_by_recipient or {})
+    # One query for the chunk's chosen customers (if any), not one per recipient.
+    labels = scope_labels(recipient.scope for recipient in recipients)
     results: list[RenderedMail | rendering.TemplateRenderError] = []
     with reports_built_ahead() as ahead:
         provider = template.report_provider if template.report else None
@@ -532,6 +551,7 @@ def render_for_recipients(
                         today=today,
                         link_builder=link_builder,
                         details=details[recipient],
+                        scope_label=labels[recipient.scope],
                     )
                 )
             except rendering.TemplateRenderError as exc:

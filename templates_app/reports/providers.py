@@ -18,12 +18,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from inventory.selectors import (
+    OWNER_LOOKUPS,
+    RecordKind,
     Scope,
     ScopeKind,
-    filter_due,
-    instruments_for_scope,
-    locations_for_scope,
-    tickets_for_scope,
+    count_matching_records,
+    matching_records,
 )
 from templates_app.reports.registry import (
     Column,
@@ -83,12 +83,45 @@ class _QueryReport(Report):
         raise NotImplementedError
 
     def build_rows(self, *, scope, due_filter, window_days, today):
+        if scope.kind == ScopeKind.NONE:
+            return
         values = self.queryset(
             scope=scope, due_filter=due_filter, window_days=window_days, today=today
         ).values_list(*self.VALUES)
         make = self.row_maker(window_days=window_days, today=today)
         for record in values.iterator(chunk_size=CHUNK_SIZE):
             yield make(record)
+
+    def count_rows_many(
+        self,
+        *,
+        scopes: Sequence[Scope],
+        due_filter: str,
+        window_days: int,
+        today: datetime.date,
+    ) -> dict[Scope, int]:
+        """One COUNT query per kind of scope, grouped by owner, when the rows are the
+        kind's matching records (inventory.selectors.matching_records); else one per scope."""
+        if self.records is not None and type(self).build_rows is _QueryReport.build_rows:
+            return count_matching_records(
+                kind=self.records,
+                scopes=scopes,
+                due_filter=due_filter,
+                window_days=window_days,
+                today=today,
+            )
+        if type(self).build_rows is not _QueryReport.build_rows:
+            return super().count_rows_many(
+                scopes=scopes, due_filter=due_filter, window_days=window_days, today=today
+            )
+        return {
+            scope: self.queryset(
+                scope=scope, due_filter=due_filter, window_days=window_days, today=today
+            )
+            .order_by()
+            .count()
+            for scope in dict.fromkeys(scopes)
+        }
 
     def build_rows_many(
         self,
@@ -99,8 +132,8 @@ class _QueryReport(Report):
         today: datetime.date,
     ) -> dict[Scope, list[dict]]:
         """One query per kind of scope with a lookup (customers, users). A scope of
-        another kind (all) is built ahead only when it occurs more than once, so its
-        recipients share one report. Left out (build() makes them one by one): a kind
+        another kind (all, chosen customers) is built ahead only when it occurs more than
+        once, so its recipients share one report. Left out (build() makes them one by one): a kind
         with a single scope, a scope of another kind that occurs once, and those past
         MAX_ROWS_AHEAD rows."""
         if type(self).build_rows is not _QueryReport.build_rows:
@@ -125,7 +158,10 @@ class _QueryReport(Report):
                         budget=MAX_ROWS_AHEAD,
                     )
                 )
+            elif kind == ScopeKind.NONE:
+                rows.update({scope: [] for scope in group})
             elif kind not in self.SCOPE_LOOKUPS:
+                # All, or chosen customers: a scope shared by several recipients.
                 for scope in group:
                     if occurrences[scope] > 1:
                         rows[scope] = list(
@@ -216,16 +252,17 @@ class InstrumentsDueReport(_QueryReport):
         "last_calibration",
         "next_due_date",
     )
-    # instruments_for_scope(): a customer's instruments, those a user is responsible for.
-    SCOPE_LOOKUPS = {ScopeKind.CUSTOMER: "customer_id", ScopeKind.USER: "responsible_id"}
+    # A customer's instruments, those a user is responsible for.
+    records = RecordKind.INSTRUMENTS
+    SCOPE_LOOKUPS = OWNER_LOOKUPS[RecordKind.INSTRUMENTS]
 
     def queryset(self, *, scope, due_filter, window_days, today):
-        return filter_due(
-            instruments_for_scope(scope=scope),
-            field="next_due_date",
+        return matching_records(
+            kind=self.records,
+            scope=scope,
             due_filter=due_filter,
-            today=today,
             window_days=window_days,
+            today=today,
         ).order_by(F("next_due_date").asc(nulls_last=True), "inventory_number")
 
     def row_maker(self, *, window_days, today):
@@ -293,27 +330,18 @@ class InstrumentsByLocationReport(_QueryReport):
         "serial_number",
         "next_due_date",
     )
-    # A customer's instruments; a user's: those at the locations the user looks after
-    # (locations_for_scope()), that is the instruments whose location is theirs.
-    SCOPE_LOOKUPS = {
-        ScopeKind.CUSTOMER: "customer_id",
-        ScopeKind.USER: "location__responsible_id",
-    }
+    # A customer's instruments; a user's: those at the locations the user looks after,
+    # that is the instruments whose location is theirs.
+    records = RecordKind.LOCATIONS
+    SCOPE_LOOKUPS = OWNER_LOOKUPS[RecordKind.LOCATIONS]
 
     def queryset(self, *, scope, due_filter, window_days, today):
-        if scope.kind == ScopeKind.USER:
-            # A user's records here are the instruments at the locations they look after.
-            instruments = instruments_for_scope(scope=Scope.all()).filter(
-                location__in=locations_for_scope(scope=scope).values("pk")
-            )
-        else:
-            instruments = instruments_for_scope(scope=scope)
-        return filter_due(
-            instruments,
-            field="next_due_date",
+        return matching_records(
+            kind=self.records,
+            scope=scope,
             due_filter=due_filter,
-            today=today,
             window_days=window_days,
+            today=today,
         ).order_by(
             F("location__name").asc(nulls_last=True),
             "location_id",
@@ -381,16 +409,17 @@ class OpenTicketsReport(_QueryReport):
         "created_at",
         "due_date",
     )
-    # tickets_for_scope(): a customer's tickets, those assigned to a user.
-    SCOPE_LOOKUPS = {ScopeKind.CUSTOMER: "customer_id", ScopeKind.USER: "assignee_id"}
+    # A customer's open tickets, those assigned to a user.
+    records = RecordKind.TICKETS
+    SCOPE_LOOKUPS = OWNER_LOOKUPS[RecordKind.TICKETS]
 
     def queryset(self, *, scope, due_filter, window_days, today):
-        return filter_due(
-            tickets_for_scope(scope=scope),
-            field="due_date",
+        return matching_records(
+            kind=self.records,
+            scope=scope,
             due_filter=due_filter,
-            today=today,
             window_days=window_days,
+            today=today,
         ).order_by(F("due_date").asc(nulls_last=True), "number")
 
     def row_maker(self, *, window_days, today):

@@ -20,7 +20,7 @@ from django.db import models
 from django.utils import translation
 from django.utils.functional import Promise
 
-from inventory.selectors import Scope
+from inventory.selectors import RecordKind, Scope, ScopeKind
 
 
 class TemplateType(models.TextChoices):
@@ -96,11 +96,36 @@ class Report:
     title: Promise | str = ""
     description: Promise | str = ""
     columns: tuple[Column, ...] = ()
+    # Whose records the rows are (inventory.selectors.RecordKind), so that an audience
+    # can find the customers and users with matching rows; None: the report cannot say.
+    records: RecordKind | None = None
 
     def build_rows(
         self, *, scope: Scope, due_filter: str, window_days: int, today: datetime.date
     ) -> Iterable[dict]:
         raise NotImplementedError
+
+    def count_rows_many(
+        self,
+        *,
+        scopes: Sequence[Scope],
+        due_filter: str,
+        window_days: int,
+        today: datetime.date,
+    ) -> dict[Scope, int]:
+        """How many rows each scope's report has, by scope (a preview's figures).
+
+        This default builds each distinct scope's rows and counts them; providers
+        override it with COUNT queries."""
+        return {
+            scope: sum(
+                1
+                for _row in self.build_rows(
+                    scope=scope, due_filter=due_filter, window_days=window_days, today=today
+                )
+            )
+            for scope in dict.fromkeys(scopes)
+        }
 
     def build_rows_many(
         self,
@@ -140,6 +165,11 @@ class Report:
         a report built ahead for the same scope, filter, window, day and language is
         returned instead (the same object to every caller: do not change it).
         """
+        if scope.kind == ScopeKind.NONE:
+            # No report for this recipient: no rows, whatever the provider would read.
+            return self._data(
+                scope=scope, rows=[], due_filter=due_filter, window_days=window_days, today=today
+            )
         ahead = _built_ahead.get()
         if ahead is not None:
             report = ahead.get(
@@ -167,9 +197,14 @@ class Report:
         """build() for several scopes, with as few queries as the provider can
         (build_rows_many()). Scopes the provider left out are missing from the result.
         Call it inside translation.override(language), like build()."""
+        # Scopes without a report never reach the provider (build() answers them alike).
         rows_by_scope = self.build_rows_many(
-            scopes=scopes, due_filter=due_filter, window_days=window_days, today=today
+            scopes=[scope for scope in scopes if scope.kind != ScopeKind.NONE],
+            due_filter=due_filter,
+            window_days=window_days,
+            today=today,
         )
+        rows_by_scope.update({scope: [] for scope in scopes if scope.kind == ScopeKind.NONE})
         texts: dict[tuple[str, str | None], Any] = {}
         return {
             scope: self._data(

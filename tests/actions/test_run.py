@@ -155,25 +155,33 @@ def test_sent_count_unchanged_when_retention_deletes_sent_mails(
     make_action, admin, settings, django_capture_on_commit_callbacks
 ):
     settings.CALMAIL_OUTBOX_RETENTION_DAYS = 30
+    settings.CALMAIL_RECORD_RETENTION_YEARS = 1
     customers = [overdue_customer(n) for n in ("30051", "30052", "30053")]
     action = make_action(recipients=[f"customer:{c.pk}" for c in customers])
     other = make_action(description="Andere", recipients=[f"customer:{customers[0].pk}"])
     for each in (action, other):
         runs.run_execute(run_id=runs.action_run_now(action=each).pk)
     OutboxMessage.objects.update(status=Status.SENT, sent_at=timezone.now())
-    old = timezone.now() - dt.timedelta(days=31)
-    # Two of the action's sent mails and the other action's one are past retention.
+    old = timezone.now() - dt.timedelta(days=400)
+    month_old = timezone.now() - dt.timedelta(days=31)
+    # Two of the action's sent mails and the other action's one are past the record
+    # retention; the action's third only past the content retention.
     purged = list(OutboxMessage.objects.filter(action=action).order_by("pk")[:2]) + list(
         OutboxMessage.objects.filter(action=other)
     )
     OutboxMessage.objects.filter(pk__in=[m.pk for m in purged]).update(sent_at=old, created_at=old)
+    OutboxMessage.objects.exclude(pk__in=[m.pk for m in purged]).update(
+        sent_at=month_old, created_at=month_old
+    )
     before = [(a.description, a.sent_count) for a in action_list(user=admin)]
 
     with django_capture_on_commit_callbacks(execute=True):
-        deleted = retention.purge_outbox(batch_size=2)
+        result = retention.purge_outbox(batch_size=2)
 
     action.refresh_from_db()
-    assert (deleted, OutboxMessage.objects.count(), action.purged_sent_count) == (3, 1, 2)
+    # Content goes first (all four are past 30 days), then the three records.
+    assert (result.contents, result.records) == (4, 3)
+    assert (OutboxMessage.objects.count(), action.purged_sent_count) == (1, 2)
     assert before == [("Andere", 1), ("Monatliche Erinnerung", 3)]
     assert [(a.description, a.sent_count) for a in action_list(user=admin)] == before
     assert (sent_count(action), sent_count(other)) == (3, 1)

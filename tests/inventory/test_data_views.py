@@ -59,7 +59,7 @@ def data(db):
             number="1001", name="Muster GmbH", city="Jena", emails=["a@muster.example"]
         )
         andere = CustomerFactory(
-            number="2002", name="Andere AG", city="Ulm", language="en", emails=[]
+            number="2002", name="Andere AG", city="Ulm", language="en", emails=[], is_active=False
         )
         labor = LocationFactory(customer=muster, name="Prüflabor")
         instruments = {
@@ -102,6 +102,7 @@ def data(db):
         ({"contacts": "muster.example"}, ["1001"]),
         ({"instrument_count_min": "2"}, ["1001"]),
         ({"q": "ulm"}, ["2002"]),
+        ({"is_active": "no"}, ["2002"]),
     ],
 )
 def test_customer_list_each_filter(client_for, admin, data, query, expected):
@@ -207,9 +208,17 @@ def test_customer_export_lists_contact_addresses(client_for, admin, data):
     response.close()
 
     assert list(csv.reader(io.StringIO(content))) == [
-        ["Customer number", "Name", "Language", "City", "Contact addresses", "Instruments"],
-        ["1001", "Muster GmbH", "German", "Jena", "a@muster.example", "2"],
-        ["2002", "Andere AG", "English", "Ulm", "", "1"],
+        [
+            "Customer number",
+            "Name",
+            "Language",
+            "City",
+            "Contact addresses",
+            "Instruments",
+            "Active",
+        ],
+        ["1001", "Muster GmbH", "German", "Jena", "a@muster.example", "2", "yes"],
+        ["2002", "Andere AG", "English", "Ulm", "", "1", "no"],
     ]
 
 

@@ -102,7 +102,7 @@ def test_resolve_customer_with_two_addresses_gives_two_recipients_with_same_scop
     ]
 
 
-def test_resolve_system_address_covers_all_rows(db):
+def test_resolve_system_address_gets_no_report_by_default(db):
     system = SystemAddressFactory(
         name="Kalibrierlabor", email="labor@calserver.example", language="en"
     )
@@ -121,12 +121,12 @@ def test_resolve_system_address_covers_all_rows(db):
         "Kalibrierlabor",
         "Kalibrierlabor",
         "system",
-        Scope.all(),
+        Scope.none(),
         "en",
     )
 
 
-def test_resolve_typed_address_covers_all_rows_without_language(db):
+def test_resolve_typed_address_gets_no_report_by_default_without_language(db):
     (recipient,) = resolve_selection(["Erika Muster <erika@example.com>"])
 
     assert recipient == Recipient(
@@ -135,7 +135,7 @@ def test_resolve_typed_address_covers_all_rows_without_language(db):
         language=None,
         address_type=AddressType.ADDRESS,
         owner="",
-        scope=Scope.all(),
+        scope=Scope.none(),
         source="address:Erika Muster <erika@example.com>",
     )
     assert recipient.formatted == "Erika Muster <erika@example.com>"
@@ -175,7 +175,7 @@ def test_resolve_distribution_list_members_keep_their_own_scope(max_muster, must
         ),
         (
             "leitung@calserver.example",
-            Scope.all(),
+            Scope.none(),
             "distribution",
             "Qualitätssicherung",
             "Qualitätssicherung",

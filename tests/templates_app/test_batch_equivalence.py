@@ -58,6 +58,11 @@ def scopes_of(world):
         + [
             Scope.all(),
             Scope.all(),
+            # Chosen customers (shared by two recipients) and no report.
+            Scope.customers([customers[0].pk, customers[3].pk]),
+            Scope.customers([customers[0].pk, customers[3].pk]),
+            Scope.none(),
+            Scope.none(),
         ]
     )
 

@@ -214,6 +214,7 @@ def test_render_for_customer_builds_report_attachment_and_bodies(customer):
         "report": "instruments_due",
         "rows": 2,
         "scope": f"customer:{customer.pk}",
+        "report_scope": "the customer's records",
     }
 
 
@@ -244,8 +245,8 @@ def test_render_typed_address_gets_the_default_language(customer):
     )
 
     assert (mail.language, mail.language_fallback) == ("en", False)
-    # A typed address reports over all records.
-    assert mail.row_count == 3
+    # A typed address belongs to no customer: no report unless the caller chooses a scope.
+    assert mail.row_count == 0
 
 
 @pytest.mark.django_db
@@ -366,8 +367,8 @@ def test_render_distribution_list_member_with_own_scope(customer):
         for r in members
     ]
 
-    # The customer member gets its own records, the typed address all records.
-    assert rows == [1, 4]
+    # The customer member gets its own records, the list's typed address no report.
+    assert rows == [1, 0]
 
 
 @pytest.mark.django_db
