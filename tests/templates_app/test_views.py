@@ -6,7 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
+from django.utils.html import escape
 
+from inventory.selectors import Scope, scope_labels
 from templates_app import services
 from templates_app.models import MailTemplate
 from tests.factories import (
@@ -540,6 +543,20 @@ def test_preview_for_a_customer(client_for, admin, customer):
         url_for("preview_attachment", template.pk) + f"?recipient=customer%3A{customer.pk}" in text
     )
     assert url_for("preview_body", template.pk) + f"?recipient=customer%3A{customer.pk}" in text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("token", ["customer", "extern@example.com"])
+def test_preview_says_what_the_recipients_report_covers(client_for, admin, customer, token):
+    template = MailTemplateFactory(name="Erinnerung")
+    recipient = f"customer:{customer.pk}" if token == "customer" else token
+    scope = Scope.customer(customer.pk) if token == "customer" else Scope.none()
+
+    response = client_for(admin).get(url_for("preview", template.pk), {"recipient": recipient})
+
+    with translation.override("de"):
+        covers = scope_labels([scope])[scope]
+    assert f'data-testid="report-scope">{escape(covers)}</dd>' in page_text(response)
 
 
 @pytest.mark.django_db
