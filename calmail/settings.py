@@ -296,6 +296,14 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "calmail@localhost")
 # calmail
 # Extra CA certificates (PEM) trusted for SMTP TLS besides the system store, e.g. an internal CA.
 CALMAIL_SMTP_CA_FILE = env_str("CALMAIL_SMTP_CA_FILE")
+# OAuth 2.0 sign-in to SMTP (smtpconfig.transport.oauth). Microsoft's sign-in host; another
+# cloud (e.g. https://login.microsoftonline.us) or a test double may replace it.
+CALMAIL_OAUTH_MICROSOFT_AUTHORITY = env_str(
+    "CALMAIL_OAUTH_MICROSOFT_AUTHORITY", "https://login.microsoftonline.com"
+)
+# A PEM bundle of the CAs trusted for token endpoints instead of the bundled Mozilla list
+# (certifi), e.g. behind a TLS-inspecting proxy. Empty: the bundled list.
+CALMAIL_OAUTH_CA_FILE = env_str("CALMAIL_OAUTH_CA_FILE")
 # Where recipients reach calmail: absolute download links in mails start with this.
 CALMAIL_BASE_URL = env_str("CALMAIL_BASE_URL", "http://127.0.0.1:8000")
 CALMAIL_ATTACHMENT_MAX_BYTES = env_int("CALMAIL_ATTACHMENT_MAX_BYTES", 20_000_000)
@@ -356,5 +364,11 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
         # django-axes logs every sign-in at INFO; lockouts are in calmail's Log anyway.
         "axes": {"level": "WARNING"},
+        # The OAuth libraries log request bodies (client secrets, tokens) at DEBUG.
+        "msal": {"level": "INFO"},
+        "google.auth": {"level": "INFO"},
+        "requests_oauthlib": {"level": "INFO"},
+        "oauthlib": {"level": "INFO"},
+        "urllib3": {"level": "INFO"},
     },
 }

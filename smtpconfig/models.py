@@ -21,6 +21,20 @@ class Security(models.TextChoices):
     SSL = "ssl", "SSL/TLS"
 
 
+class AuthMethod(models.TextChoices):
+    """How a configuration signs in when SMTP auth is on."""
+
+    PASSWORD = "password", _("Password")
+    MICROSOFT = "microsoft", _("OAuth 2.0: Microsoft 365")
+    GOOGLE = "google", _("OAuth 2.0: Google Workspace")
+    OAUTH2 = "oauth2", _("OAuth 2.0: other provider")
+
+
+OAUTH_METHODS = (AuthMethod.MICROSOFT, AuthMethod.GOOGLE, AuthMethod.OAUTH2)
+# Exchange Online's SMTP endpoint, whose password sign-in Microsoft switches off.
+MICROSOFT_SMTP_HOST = "smtp.office365.com"
+
+
 class SmtpConfiguration(models.Model):
     """A mail server (or local sendmail binary) that mails are delivered through."""
 
@@ -53,6 +67,48 @@ class SmtpConfiguration(models.Model):
     smtp_auth = models.BooleanField(_("SMTP auth"), default=False)
     username = models.CharField(_("username"), max_length=255, blank=True)
     password = EncryptedTextField(_("password"), blank=True)
+    auth_method = models.CharField(
+        _("sign-in method"),
+        max_length=10,
+        choices=AuthMethod.choices,
+        default=AuthMethod.PASSWORD,
+    )
+    oauth_tenant_id = models.CharField(
+        _("directory (tenant) ID"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "Microsoft Entra admin center → App registrations → your app → Overview: "
+            "“Directory (tenant) ID”."
+        ),
+    )
+    oauth_client_id = models.CharField(
+        _("client ID"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Microsoft: “Application (client) ID” on the app registration's Overview. "
+            "Other providers: the client ID of the application registered there."
+        ),
+    )
+    # Secrets: encrypted like the password, never rendered (forms are write-only).
+    oauth_client_secret = EncryptedTextField(_("client secret"), blank=True)
+    oauth_certificate = EncryptedTextField(_("certificate"), blank=True)
+    oauth_service_account = EncryptedTextField(_("service account key"), blank=True)
+    oauth_token_url = models.URLField(
+        _("token URL"),
+        max_length=500,
+        blank=True,
+        help_text=_("The provider's OAuth 2.0 token endpoint (client-credentials grant)."),
+    )
+    oauth_scope = models.CharField(
+        _("scope"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Scopes the token must carry, separated by spaces, as the provider documents them."
+        ),
+    )
     security = models.CharField(
         _("SMTP secure"), max_length=10, choices=Security.choices, default=Security.STARTTLS
     )
@@ -138,10 +194,7 @@ class SmtpConfiguration(models.Model):
                     "path": self.sendmail_path
                 }
         if self.mailer == Mailer.SMTP and self.smtp_auth:
-            if not self.username:
-                errors["username"] = _("SMTP auth needs a username.")
-            if not self.password:
-                errors["password"] = _("SMTP auth needs a password.")
+            errors.update(self._sign_in_errors())
         if (
             self.rate_limit_per_minute
             and self.rate_limit_per_hour
@@ -153,15 +206,91 @@ class SmtpConfiguration(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def _sign_in_errors(self) -> dict:
+        errors = {}
+        method = self.auth_method
+        if not self.username:
+            errors["username"] = (
+                _("SMTP auth needs a username.")
+                if method == AuthMethod.PASSWORD
+                else _("Enter the mailbox to send as.")
+            )
+        if method == AuthMethod.PASSWORD and not self.password:
+            errors["password"] = _("SMTP auth needs a password.")
+        if method == AuthMethod.MICROSOFT:
+            if not self.oauth_tenant_id:
+                errors["oauth_tenant_id"] = _("Enter the directory (tenant) ID.")
+            if not self.oauth_client_secret and not self.oauth_certificate:
+                errors["oauth_client_secret"] = _(
+                    "Enter a client secret or a certificate of the app registration."
+                )
+        if method in (AuthMethod.MICROSOFT, AuthMethod.OAUTH2) and not self.oauth_client_id:
+            errors["oauth_client_id"] = _("Enter the client ID.")
+        if method == AuthMethod.GOOGLE and not self.oauth_service_account:
+            errors["oauth_service_account"] = _("Enter the service account key (JSON).")
+        if method == AuthMethod.OAUTH2:
+            if not self.oauth_token_url:
+                errors["oauth_token_url"] = _("Enter the token URL.")
+            if not self.oauth_client_secret:
+                errors["oauth_client_secret"] = _("Enter the client secret.")
+        if method in OAUTH_METHODS and self.security == Security.NONE:
+            errors["security"] = _("OAuth sign-in sends a token: choose STARTTLS or SSL/TLS.")
+        return errors
+
     @property
     def has_password(self) -> bool:
         return bool(self.password)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.mailer == Mailer.SMTP and self.smtp_auth and self.auth_method in OAUTH_METHODS
+
+    @property
+    def password_sign_in_retiring(self) -> bool:
+        """Signs in to Exchange Online with a password, which Microsoft switches off."""
+        return (
+            self.mailer == Mailer.SMTP
+            and self.smtp_auth
+            and self.auth_method == AuthMethod.PASSWORD
+            and self.host.strip().rstrip(".").lower() == MICROSOFT_SMTP_HOST
+        )
+
+    @property
+    def sign_in_label(self) -> str:
+        if self.mailer != Mailer.SMTP or not self.smtp_auth:
+            return str(_("none"))
+        return str(self.get_auth_method_display())
 
     @property
     def address(self) -> str:
         if self.mailer == Mailer.SENDMAIL:
             return self.sendmail_path
         return f"{self.host}:{self.port}"
+
+
+class OAuthToken(models.Model):
+    """The access token a configuration signs in with, kept until shortly before it expires.
+
+    One row per configuration; its row lock makes sure only one worker asks the identity
+    provider for a new token at a time (smtpconfig.transport.oauth).
+    """
+
+    configuration = models.OneToOneField(
+        SmtpConfiguration, on_delete=models.CASCADE, related_name="oauth_token"
+    )
+    access_token = EncryptedTextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.CharField(max_length=1000, blank=True)
+    # HMAC of the sign-in settings the token was obtained with: any change makes it stale.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    obtained_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("OAuth access token")
+        verbose_name_plural = _("OAuth access tokens")
+
+    def __str__(self):
+        return f"OAuth token of {self.configuration_id}"
 
 
 def default_sender(configuration: SmtpConfiguration) -> str:

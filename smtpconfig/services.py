@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 
 from maillog.models import AuditAction
 from maillog.services import diff_fields, log_audit, snapshot
-from smtpconfig.models import SmtpConfiguration
+from smtpconfig.models import AuthMethod, SmtpConfiguration
 
 # Fields a user edits; everything else (default flag, timestamps) is managed here.
 EDITABLE_FIELDS = (
@@ -19,6 +19,14 @@ EDITABLE_FIELDS = (
     "smtp_auth",
     "username",
     "password",
+    "auth_method",
+    "oauth_tenant_id",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_certificate",
+    "oauth_service_account",
+    "oauth_token_url",
+    "oauth_scope",
     "security",
     "verify_certificate",
     "timeout",
@@ -30,6 +38,16 @@ EDITABLE_FIELDS = (
 )
 # What the audit trail records (the password only as "changed").
 AUDITED_FIELDS = (*EDITABLE_FIELDS, "is_default")
+# Stored encrypted, never shown: the audit trail records only that one changed.
+SECRET_FIELDS = ("password", "oauth_client_secret", "oauth_certificate", "oauth_service_account")
+# The secrets each sign-in method uses; saving keeps only the chosen method's, so a
+# configuration moved to OAuth has no password left in the database.
+_SECRETS_OF_METHOD: dict[str, set[str]] = {
+    AuthMethod.PASSWORD: {"password"},
+    AuthMethod.MICROSOFT: {"oauth_client_secret", "oauth_certificate"},
+    AuthMethod.GOOGLE: {"oauth_service_account"},
+    AuthMethod.OAUTH2: {"oauth_client_secret"},
+}
 
 
 def _apply(configuration: SmtpConfiguration, values: dict) -> list[str]:
@@ -39,6 +57,13 @@ def _apply(configuration: SmtpConfiguration, values: dict) -> list[str]:
         if name in values and getattr(configuration, name) != values[name]:
             setattr(configuration, name, values[name])
             changed.append(name)
+    if configuration.smtp_auth:
+        keep = _SECRETS_OF_METHOD.get(configuration.auth_method, set())
+        for name in SECRET_FIELDS:
+            if name not in keep and getattr(configuration, name):
+                setattr(configuration, name, "")
+                if name not in changed:
+                    changed.append(name)
     return changed
 
 
@@ -65,7 +90,9 @@ def smtp_configuration_create(*, values: dict, make_default: bool = False) -> Sm
     log_audit(
         action=AuditAction.CREATED,
         obj=configuration,
-        changes=diff_fields({}, snapshot(configuration, AUDITED_FIELDS)),
+        changes=diff_fields(
+            {}, snapshot(configuration, AUDITED_FIELDS), secret_fields=SECRET_FIELDS
+        ),
     )
     if make_default or not has_default:
         smtp_configuration_set_default(configuration=configuration)
@@ -85,7 +112,9 @@ def smtp_configuration_update(
     if make_default and not configuration.is_default:
         smtp_configuration_set_default(configuration=configuration)
         changed.append("is_default")
-    changes = diff_fields(before, snapshot(configuration, EDITABLE_FIELDS))
+    changes = diff_fields(
+        before, snapshot(configuration, EDITABLE_FIELDS), secret_fields=SECRET_FIELDS
+    )
     if changes:
         log_audit(action=AuditAction.UPDATED, obj=configuration, changes=changes)
     return changed
@@ -130,10 +159,14 @@ def smtp_configuration_duplicate(
     name: str | None = None,
     password: str = "",
 ) -> SmtpConfiguration:
-    """A copy with every setting but the default flag. The stored password is copied only
-    when asked for; otherwise the copy gets `password` (a copy with SMTP auth needs one)."""
+    """A copy with every setting but the default flag. The stored password (and OAuth
+    client secret, certificate or key) is copied only when asked for; otherwise the copy
+    gets `password` (a copy with SMTP auth needs one) and no OAuth secret."""
     values = {field: getattr(configuration, field) for field in EDITABLE_FIELDS}
     values["name"] = name or copy_name(configuration.name)
+    if not copy_password:
+        for field in SECRET_FIELDS:
+            values[field] = ""
     values["password"] = configuration.password if copy_password else password
     return smtp_configuration_create(values=values)
 

@@ -17,6 +17,18 @@ from smtpconfig.models import Mailer, SmtpConfiguration
 class SmtpConfigurationTable(CalmailTable):
     """The 13 columns of 5.6.4. The password column says only whether one is stored."""
 
+    default_columns = (
+        "is_default",
+        "name",
+        "mailer",
+        "host",
+        "port",
+        "security",
+        "smtp_auth",
+        "username",
+    )
+    filter_columns = {"has_password": "password"}
+
     selection = SelectionColumn()
     is_default = YesNoColumn(verbose_name=_("Default"))
     host = tables.Column(verbose_name=_("Host"))
@@ -88,6 +100,36 @@ class SmtpConfigurationTable(CalmailTable):
 
     def value_security(self, record):
         return record.get_security_display()
+
+    def render_host(self, record, value):
+        if not record.password_sign_in_retiring:
+            return value
+        return format_html(
+            '{} <a class="badge text-bg-warning text-decoration-none" href="{}" title="{}" '
+            'data-testid="oauth-warning">{}</a>',
+            value,
+            reverse("smtpconfig:update", args=[record.pk]),
+            _("Microsoft is switching off password sign-in — switch to OAuth."),
+            _("switch to OAuth"),
+        )
+
+    def value_host(self, value):
+        return value
+
+    def render_smtp_auth(self, record, value):
+        # "yes" says little once there are several ways to sign in: OAuth is named.
+        mark = self.columns["smtp_auth"].column.render(value)
+        if not record.uses_oauth:
+            return mark
+        return format_html(
+            '{} <span class="small">{}</span>', mark, record.get_auth_method_display()
+        )
+
+    def value_smtp_auth(self, record, value):
+        answer = self.columns["smtp_auth"].column.value(value)
+        if not record.uses_oauth:
+            return answer
+        return f"{answer} ({record.get_auth_method_display()})"
 
     def render_timeout(self, value):
         return _("%(seconds)s s") % {"seconds": value}

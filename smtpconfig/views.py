@@ -111,7 +111,7 @@ class SmtpConfigurationDetailView(ConfigurationMixin, DetailView):
 class SmtpConfigurationFormView(ConfigurationMixin, SectionFormView):
     """Create (no pk) and edit (pk) share one view: the same form, the matching service."""
 
-    template_name = "common/form.html"
+    template_name = "smtpconfig/form.html"
 
     add_permission = "smtpconfig.add_smtpconfiguration"
     change_permission = "smtpconfig.change_smtpconfiguration"

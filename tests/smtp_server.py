@@ -36,6 +36,7 @@ import shutil
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,6 +316,46 @@ class _Handler:
             return format_reply(self.server.data_reply)
         return f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
 
+    async def auth_XOAUTH2(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 as Exchange Online and Gmail speak it: accepts only a valid token
+        of the server's identity provider (``xoauth2``)."""
+        provider = self.server.xoauth2
+        assert provider is not None, "XOAUTH2 is offered only with an identity provider"
+        if len(args) == 1:
+            blob = await smtp.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=False)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except ValueError:
+                await smtp.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        fields = dict(
+            part.split("=", 1)
+            for part in blob.decode(errors="replace").split("\x01")
+            if "=" in part
+        )
+        user = fields.get("user", "")
+        scheme, _, token = fields.get("auth", "").partition(" ")
+        success = scheme == "Bearer" and provider.accepts(token)
+        self.server.auth_attempts.append(
+            AuthAttempt(mechanism="XOAUTH2", username=user, success=success)
+        )
+        if success:
+            return AuthResult(success=True, auth_data=user)
+        if self.server.xoauth2_error_challenge:
+            # Gmail's way: the error as a JSON challenge, then 535 after the empty reply.
+            await smtp.challenge_auth(
+                '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
+            )
+            return AuthResult(
+                success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
+            )
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
+
     async def handle_exception(self, error: Exception) -> str:
         # A client that rejects our certificate aborts the STARTTLS handshake: expected in
         # tests, so not worth a traceback. Anything else is a bug worth seeing.
@@ -447,6 +488,7 @@ class SmtpTestServer:
         hostname: str = "mail.calmail.test",
         pipelining: bool = False,
         data_delay: float = 0.0,
+        xoauth2: FakeIdentityProvider | None = None,
     ):
         if tls not in ("none", "starttls", "ssl"):
             raise ValueError(f"Unknown tls mode {tls!r}.")
@@ -458,7 +500,15 @@ class SmtpTestServer:
         self.certificates = certificates
         self.username = username
         self._password = password
+        # AUTH XOAUTH2 with tokens of this identity provider (see FakeIdentityProvider).
+        self.xoauth2 = xoauth2
+        # Answer a refused token with a JSON challenge first, as Gmail does (switchable).
+        self.xoauth2_error_challenge = False
         self.auth_mechanisms = tuple(mechanism.upper() for mechanism in auth_mechanisms)
+        if username is None:
+            self.auth_mechanisms = ()
+        if xoauth2 is not None:
+            self.auth_mechanisms = (*self.auth_mechanisms, "XOAUTH2")
         self.pipelining = pipelining
 
         self.messages: list[ReceivedMessage] = []
@@ -492,7 +542,7 @@ class SmtpTestServer:
             "auth_require_tls": auth_require_tls,
             "auth_exclude_mechanism": [
                 mechanism
-                for mechanism in ("PLAIN", "LOGIN")
+                for mechanism in ("PLAIN", "LOGIN", "XOAUTH2")
                 if mechanism not in self.auth_mechanisms
             ],
         }
@@ -511,7 +561,7 @@ class SmtpTestServer:
 
     @property
     def auth_enabled(self) -> bool:
-        return self.username is not None
+        return self.username is not None or self.xoauth2 is not None
 
     @property
     def ca_file(self) -> Path | None:
@@ -584,9 +634,9 @@ class SmtpTestServer:
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data
     ) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
+        if not isinstance(auth_data, LoginPassword) or self.username is None:
             return AuthResult(success=False, handled=False)
-        assert self.username is not None and self._password is not None
+        assert self._password is not None
         success = hmac.compare_digest(
             auth_data.login, self.username.encode()
         ) and hmac.compare_digest(auth_data.password, self._password.encode())
@@ -781,3 +831,418 @@ def fake_sendmail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def silent_smtp_server() -> Iterator[SilentServer]:
     with SilentServer() as server:
         yield server
+
+
+# OAuth 2.0: a fake identity provider ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A POST to one of the fake's token endpoints. Secrets are deliberately not kept."""
+
+    provider: Literal["microsoft", "google", "generic"]
+    client: str
+    success: bool
+
+
+def _rsa_key_and_certificate(common_name: str) -> tuple[str, str]:
+    """A fresh RSA key (PEM, PKCS#8) and a self-signed certificate for it (PEM)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.fromtimestamp(real_time(), datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return key_pem, certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class FakeIdentityProvider:
+    """HTTPS token endpoints on 127.0.0.1 for the three OAuth sign-in methods, with tokens
+    the test SMTP server's AUTH XOAUTH2 accepts (``SmtpTestServer(xoauth2=provider)``).
+
+    - Microsoft (what MSAL asks): ``GET /<tenant>/v2.0/.well-known/openid-configuration``
+      and ``POST /<tenant>/oauth2/v2.0/token`` with client credentials: ``client_secret``
+      or a certificate assertion (a JWT signed with ``certificate_pem``'s key). Errors as
+      Entra words them (``AADSTS7000215`` for a wrong secret, ...). Set
+      ``settings.CALMAIL_OAUTH_MICROSOFT_AUTHORITY = provider.url``.
+    - Google: ``POST /google/token`` with a service account's JWT assertion (RFC 7523);
+      ``service_account_json()`` is the key file, its ``token_uri`` pointing here.
+      ``delegation = False`` refuses it as Google does without domain-wide delegation.
+    - Generic: ``POST /generic/token`` with client credentials (HTTP Basic or body).
+
+    Tokens are opaque to the SMTP server: ``accepts(token)`` is True only for a token this
+    provider issued and that has not expired (``time.time()``, so time_machine moves it).
+    ``token_requests`` lists every token POST; ``expires_in`` (seconds) is the lifetime of
+    the next tokens; ``outage`` (an HTTP status, or None) answers everything with it;
+    ``delay`` (seconds) waits before answering a token POST; ``hang`` never answers (until
+    stop()). All switchable while it runs.
+    """
+
+    host = LOCALHOST
+    tenant = "8f2b1c9e-calmail-test-tenant"
+    client_id = "0d6c3a52-calmail-test-app"
+    google_client_email = "calmail-mailer@calmail-test.iam.gserviceaccount.com"
+    generic_scope = "smtp.send"
+
+    def __init__(self, certificates: CertificateFiles):
+        self.certificates = certificates
+        self.client_secret = "S3cr~" + secrets.token_urlsafe(24)
+        self._certificate_key_pem: str | None = None
+        self._certificate_pem: str | None = None
+        self._google_key_pem, _ = _rsa_key_and_certificate("google service account")
+        self.delegation = True
+        self.expires_in = 3600
+        self.outage: int | None = None
+        self.delay = 0.0
+        self.hang = False
+        self.token_requests: list[TokenRequest] = []
+        self._tokens: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: object | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    # What a configuration needs ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def microsoft_token_url(self) -> str:
+        return f"{self.url}/{self.tenant}/oauth2/v2.0/token"
+
+    @property
+    def google_token_uri(self) -> str:
+        return f"{self.url}/google/token"
+
+    @property
+    def generic_token_url(self) -> str:
+        return f"{self.url}/generic/token"
+
+    @property
+    def certificate_pem(self) -> str:
+        """Private key and certificate of the app registration, in one PEM text."""
+        if self._certificate_pem is None:
+            self._certificate_key_pem, self._certificate_pem = _rsa_key_and_certificate(
+                "calmail app"
+            )
+        assert self._certificate_key_pem is not None
+        return self._certificate_key_pem + self._certificate_pem
+
+    def service_account_json(self, *, private_key: str | None = None) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "calmail-test",
+                "private_key_id": "0123456789abcdef",
+                "private_key": private_key or self._google_key_pem,
+                "client_email": self.google_client_email,
+                "client_id": "104857600000000000001",
+                "token_uri": self.google_token_uri,
+            }
+        )
+
+    def accepts(self, token: str) -> bool:
+        with self._lock:
+            expires = self._tokens.get(token)
+        return expires is not None and time.time() < expires
+
+    def requests_for(self, provider: str) -> list[TokenRequest]:
+        return [request for request in self.token_requests if request.provider == provider]
+
+    # Serving ------------------------------------------------------------------------------
+
+    def start(self) -> FakeIdentityProvider:
+        from http.server import ThreadingHTTPServer
+
+        server = ThreadingHTTPServer((self.host, 0), _identity_handler(self))
+        server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificates.cert_file, self.certificates.key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        server = self._server
+        if server is not None:
+            server.shutdown()  # type: ignore[attr-defined]
+            server.server_close()  # type: ignore[attr-defined]
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeIdentityProvider:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # Issuing ------------------------------------------------------------------------------
+
+    def _issue(self, claims: dict) -> str:
+        import jwt
+
+        # A JWT like Entra's (calmail shows its roles); only this provider's list makes
+        # it valid, so a token of another provider, or a forged one, is refused.
+        token = jwt.encode(
+            {**claims, "jti": secrets.token_hex(8), "exp": int(time.time()) + self.expires_in},
+            secrets.token_bytes(32),
+            algorithm="HS256",
+        )
+        with self._lock:
+            self._tokens[token] = time.time() + self.expires_in
+        return token
+
+    def _token_response(self, claims: dict, **extra) -> tuple[int, dict]:
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "access_token": self._issue(claims),
+            **extra,
+        }
+
+    def _microsoft(self, tenant: str, form: dict[str, str]) -> tuple[int, dict]:
+        import jwt
+
+        client = form.get("client_id", "")
+
+        def refused(status: int, error: str, code: str, text: str) -> tuple[int, dict]:
+            return status, {
+                "error": error,
+                "error_description": f"{code}: {text} Trace ID: 0000 Correlation ID: 1111",
+                "error_codes": [int(code[6:])],
+            }
+
+        if tenant != self.tenant:
+            return refused(400, "invalid_request", "AADSTS90002", f"Tenant '{tenant}' not found.")
+        if client != self.client_id:
+            return refused(
+                400,
+                "unauthorized_client",
+                "AADSTS700016",
+                f"Application with identifier '{client}' was not found in the directory.",
+            )
+        if form.get("scope", "").split() != ["https://outlook.office365.com/.default"]:
+            return refused(400, "invalid_scope", "AADSTS70011", "The provided scope is not valid.")
+        if "client_assertion" in form:
+            try:
+                assert self._certificate_pem is not None
+                public_key = x509.load_pem_x509_certificate(
+                    self._certificate_pem.encode()
+                ).public_key()
+                jwt.decode(
+                    form["client_assertion"],
+                    public_key,  # type: ignore[arg-type]
+                    algorithms=["PS256", "RS256"],
+                    audience=self.microsoft_token_url,
+                    issuer=self.client_id,
+                )
+            except (AssertionError, jwt.PyJWTError):
+                return refused(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027",
+                    "The certificate with identifier used to sign the client assertion is not registered on application.",
+                )
+        elif not hmac.compare_digest(form.get("client_secret", ""), self.client_secret):
+            return refused(
+                401,
+                "invalid_client",
+                "AADSTS7000215",
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+            )
+        return self._token_response(
+            {"aud": "https://outlook.office365.com", "appid": client, "roles": ["SMTP.SendAsApp"]},
+            ext_expires_in=self.expires_in,
+        )
+
+    def _google(self, form: dict[str, str]) -> tuple[int, dict]:
+        import jwt
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        public_key = load_pem_private_key(self._google_key_pem.encode(), None).public_key()
+        try:
+            claims = jwt.decode(
+                form.get("assertion", ""),
+                public_key,  # type: ignore[arg-type]
+                algorithms=["RS256"],
+                # google-auth names Google's endpoint, whatever the key's token_uri says.
+                audience=["https://oauth2.googleapis.com/token", self.google_token_uri],
+            )
+        except jwt.PyJWTError:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        if claims.get("iss") != self.google_client_email or not claims.get("sub"):
+            return 400, {"error": "invalid_grant", "error_description": "Invalid email or User ID"}
+        if not self.delegation or claims.get("scope") != "https://mail.google.com/":
+            return 401, {
+                "error": "unauthorized_client",
+                "error_description": "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+            }
+        return self._token_response({"sub": claims["sub"]})
+
+    def _generic(self, form: dict[str, str], authorization: str) -> tuple[int, dict]:
+        client, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if authorization.startswith("Basic "):
+            from urllib.parse import unquote
+
+            decoded = base64.b64decode(authorization[6:]).decode()
+            client, _, secret = decoded.partition(":")
+            client, secret = unquote(client), unquote(secret)
+        if form.get("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type"}
+        if client != self.client_id or not hmac.compare_digest(secret, self.client_secret):
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "Client authentication failed.",
+            }
+        return self._token_response({"client": client}, scope=form.get("scope", ""))
+
+
+def _identity_handler(provider: FakeIdentityProvider):
+    import json
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import parse_qsl
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args) -> None:
+            # Quiet: pytest shows the requests a test counts, not an access log.
+            pass
+
+        def _answer(self, status: int, body: dict) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            if provider.outage is not None:
+                self._answer(provider.outage, {"error": "temporarily_unavailable"})
+                return
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+                tenant = parts[0]
+                if tenant != provider.tenant:
+                    self._answer(400, {"error": "invalid_tenant"})
+                    return
+                base = f"{provider.url}/{tenant}"
+                self._answer(
+                    200,
+                    {
+                        "issuer": f"{base}/v2.0",
+                        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                        "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    },
+                )
+                return
+            self._answer(404, {"error": "not_found"})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if parts[:1] == ["google"]:
+                kind, client = "google", provider.google_client_email
+            elif parts[:1] == ["generic"]:
+                kind, client = "generic", form.get("client_id", "")
+            else:
+                kind, client = "microsoft", form.get("client_id", "")
+            if provider.hang:
+                provider._stopping.wait(30)
+                return
+            if provider.delay:
+                time.sleep(provider.delay)
+            if provider.outage is not None:
+                status, body = provider.outage, {"error": "temporarily_unavailable"}
+            elif kind == "google":
+                status, body = provider._google(form)
+            elif kind == "generic":
+                status, body = provider._generic(form, self.headers.get("Authorization", ""))
+            else:
+                status, body = provider._microsoft(parts[0], form)
+            provider.token_requests.append(
+                TokenRequest(provider=kind, client=client, success=status == 200)  # type: ignore[arg-type]
+            )
+            self._answer(status, body)
+
+    return Handler
+
+
+def oauth_configuration(
+    server, provider: FakeIdentityProvider, method: str = "microsoft", **overrides
+):
+    """An unsaved SmtpConfiguration that signs in to ``server`` with OAuth tokens of
+    ``provider`` (Microsoft 365 with a client secret unless told otherwise)."""
+    from smtpconfig.models import AuthMethod
+
+    values: dict = {
+        "name": f"OAuth {method}",
+        "smtp_auth": True,
+        "auth_method": method,
+        "username": "labor@example.com",
+        "from_email": "labor@example.com",
+    }
+    if method == AuthMethod.MICROSOFT:
+        values.update(
+            oauth_tenant_id=provider.tenant,
+            oauth_client_id=provider.client_id,
+            oauth_client_secret=provider.client_secret,
+        )
+    elif method == AuthMethod.GOOGLE:
+        values.update(oauth_service_account=provider.service_account_json())
+    else:
+        values.update(
+            oauth_client_id=provider.client_id,
+            oauth_client_secret=provider.client_secret,
+            oauth_token_url=provider.generic_token_url,
+            oauth_scope=provider.generic_scope,
+        )
+    values.update(overrides)
+    return smtp_configuration(server, **values)
+
+
+@pytest.fixture
+def identity_provider(
+    settings, smtp_certificates: CertificateFiles
+) -> Iterator[FakeIdentityProvider]:
+    """A FakeIdentityProvider over HTTPS (test CA), which calmail trusts and asks as
+    Microsoft's sign-in host."""
+    with FakeIdentityProvider(smtp_certificates) as provider:
+        settings.CALMAIL_OAUTH_MICROSOFT_AUTHORITY = provider.url
+        settings.CALMAIL_OAUTH_CA_FILE = str(smtp_certificates.ca_file)
+        yield provider
+
+
+@pytest.fixture
+def smtp_server_oauth(smtp_server_factory, identity_provider, trust_test_ca) -> SmtpTestServer:
+    """STARTTLS required, then only AUTH XOAUTH2 with ``identity_provider``'s tokens."""
+    return smtp_server_factory(
+        tls="starttls", xoauth2=identity_provider, require_starttls=True, auth_required=True
+    )

@@ -7,8 +7,10 @@
   (``pipelining``, RFC 2920); its sendmail side is ``sendmail``.
 - ``verdicts``: ``redact()``, ``describe_exception()`` and ``assess_failure()``.
 - ``probe``: ``test_connection()`` and ``send_test_mail()`` for the configuration pages.
+- ``oauth``: access tokens for AUTH XOAUTH2 (Microsoft 365, Google Workspace, any
+  client-credentials provider), cached per configuration and renewed once for all workers.
 
-Secrets: the password is revealed only when a connection is opened, never formatted
+Secrets: the password (and an OAuth client secret, key or token) is revealed only when a connection is opened, never formatted
 into a message, and replaced by ``********`` in every transcript line sent during AUTH.
 What the server (or sendmail) says can quote it all the same ("535 … failed for mailer
 <password>"), so every such text passes ``redact()`` before it leaves this package:
@@ -17,6 +19,14 @@ the replies ``send_raw()`` returns. smtplib's debug output is never enabled beca
 prints AUTH payloads.
 """
 
+from smtpconfig.transport.oauth import (
+    AccessToken,
+    OAuthError,
+    OAuthSetupError,
+    TokenRefused,
+    TokenServiceUnavailable,
+    get_access_token,
+)
 from smtpconfig.transport.probe import (
     ConnectionReport,
     build_test_mail,
@@ -37,6 +47,7 @@ from smtpconfig.transport.verdicts import Failure, assess_failure, describe_exce
 
 __all__ = [
     "MASK",
+    "AccessToken",
     "AuthNotOffered",
     "CaFileError",
     "ConnectionReport",
@@ -44,16 +55,21 @@ __all__ = [
     "Failure",
     "MailerSession",
     "NoCommonAuthMechanism",
+    "OAuthError",
+    "OAuthSetupError",
     "SendmailError",
     "SendmailTimeout",
     "Sent",
     "StartTlsNotOffered",
+    "TokenRefused",
+    "TokenServiceUnavailable",
     "TranscriptLine",
     "assess_failure",
     "bare_address",
     "build_ssl_context",
     "build_test_mail",
     "describe_exception",
+    "get_access_token",
     "open_session",
     "redact",
     "send_test_mail",

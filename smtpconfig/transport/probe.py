@@ -44,8 +44,8 @@ def test_connection(
 ) -> ConnectionReport:
     """Check that ``configuration`` can deliver from ``sender`` to ``recipient``.
 
-    SMTP: connect (implicit TLS for SSL/TLS), EHLO, STARTTLS and EHLO again, AUTH when
-    configured, then MAIL FROM / RCPT TO as a probe without DATA (nothing is sent), RSET
+    SMTP: for OAuth a new access token first; connect (implicit TLS for SSL/TLS), EHLO,
+    STARTTLS and EHLO again, AUTH when configured, then MAIL FROM / RCPT TO as a probe without DATA (nothing is sent), RSET
     and QUIT. The whole test is bounded by the configuration's timeout.
     sendmail: only checks that the binary exists and is executable.
     """
@@ -56,7 +56,10 @@ def test_connection(
 
     transcript: list[TranscriptLine] = []
     session = SmtpSession(
-        configuration, transcript=transcript, deadline=started + configuration.timeout
+        configuration,
+        transcript=transcript,
+        deadline=started + configuration.timeout,
+        fresh_token=True,
     )
     try:
         session.open()
@@ -85,7 +88,12 @@ def test_connection(
         else:
             session.hang_up()
         return _failure_report(exc, configuration, transcript, started)
-    if configuration.smtp_auth:
+    if configuration.uses_oauth:
+        verdict = _(
+            "Connection OK: the identity provider issued a token, the server accepted it "
+            "and the test recipient."
+        )
+    elif configuration.smtp_auth:
         verdict = _("Connection OK: the server accepted the login and the test recipient.")
     else:
         verdict = _("Connection OK: the server accepted the test sender and recipient.")

@@ -12,19 +12,22 @@ from __future__ import annotations
 import abc
 import contextlib
 import smtplib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 
 from django.core.mail.message import sanitize_address
 from django.core.mail.utils import DNS_NAME
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 
 from calmail.common.fields import reveal_secret
-from smtpconfig.models import Mailer, Security, SmtpConfiguration
-from smtpconfig.transport import pipelining
+from smtpconfig.models import AuthMethod, Mailer, Security, SmtpConfiguration
+from smtpconfig.transport import oauth, pipelining
 from smtpconfig.transport.sendmail import run_sendmail
 from smtpconfig.transport.smtp import TranscriptSMTP, TranscriptSMTP_SSL, build_ssl_context
-from smtpconfig.transport.transcript import TranscriptLine
+from smtpconfig.transport.transcript import Direction, TranscriptLine
 from smtpconfig.transport.verdicts import redact, refused_summary
 
 
@@ -106,10 +109,14 @@ class SmtpSession(MailerSession):
         *,
         transcript: list[TranscriptLine] | None = None,
         deadline: float | None = None,
+        fresh_token: bool = False,
     ):
         super().__init__(configuration, transcript=transcript)
         # A time.monotonic() value that bounds the whole session (the connection test).
         self.deadline = deadline
+        # OAuth: ask the identity provider even if a cached token is still valid (the
+        # connection test checks the credentials, not the cache).
+        self.fresh_token = fresh_token
         self.client: TranscriptSMTP | TranscriptSMTP_SSL | None = None
 
     def open(self) -> None:
@@ -120,7 +127,11 @@ class SmtpSession(MailerSession):
         Raises SecretDecryptionError (before connecting) when the stored password cannot be
         read, CaFileError when the CA file cannot."""
         configuration = self.configuration
-        password = reveal_secret(configuration.password) if configuration.smtp_auth else ""
+        use_password = configuration.smtp_auth and configuration.auth_method == AuthMethod.PASSWORD
+        password = reveal_secret(configuration.password) if use_password else ""
+        # The token comes first: no connection idles at the server while the identity
+        # provider answers, and a provider that is down costs the server nothing.
+        token = self._access_token() if configuration.uses_oauth else None
         client_class = (
             TranscriptSMTP_SSL if configuration.security == Security.SSL else TranscriptSMTP
         )
@@ -145,8 +156,51 @@ class SmtpSession(MailerSession):
         if configuration.security == Security.STARTTLS:
             client.starttls(context=context)
             client.ehlo_or_helo_if_needed()
-        if configuration.smtp_auth:
+        if token is not None:
+            try:
+                client.xoauth2(configuration.username.strip(), token.token)
+            except smtplib.SMTPAuthenticationError:
+                # Revoked, or the app lost its rights: the next session asks for a new one.
+                oauth.forget_token(configuration, token.token)
+                raise
+        elif use_password:
             client.login(configuration.username, password)
+
+    def _access_token(self) -> oauth.AccessToken:
+        """The OAuth access token, with a transcript line on where it came from (never
+        the token itself)."""
+        configuration = self.configuration
+        started = time.monotonic()
+        try:
+            token = oauth.get_access_token(configuration, force=self.fresh_token)
+        except oauth.OAuthError as exc:
+            self._note(
+                _("Token request to %(host)s failed after %(seconds)s s")
+                % {"host": exc.provider or "?", "seconds": f"{time.monotonic() - started:.2f}"}
+            )
+            raise
+        values = {
+            "host": token.endpoint_host,
+            "scopes": token.scopes or "-",
+            "expires": formats.date_format(timezone.localtime(token.expires_at), "DATETIME_FORMAT"),
+        }
+        if token.duration is None:
+            self._note(
+                _("Access token from the cache (%(host)s): %(scopes)s; valid until %(expires)s")
+                % values
+            )
+        else:
+            self._note(
+                _(
+                    "Access token from %(host)s in %(seconds)s s: %(scopes)s; valid until %(expires)s"
+                )
+                % {**values, "seconds": f"{token.duration:.2f}"}
+            )
+        return token
+
+    def _note(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.append(TranscriptLine(Direction.INFO, text))
 
     def send_raw(self, sender: str, recipients: Sequence[str], data: bytes) -> Sent:
         self.sent += 1

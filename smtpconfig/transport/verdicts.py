@@ -18,10 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from calmail.common.crypto import SecretDecryptionError
 from calmail.common.fields import reveal_secret
-from smtpconfig.models import Mailer, SmtpConfiguration
+from smtpconfig.models import AuthMethod, Mailer, SmtpConfiguration
+from smtpconfig.transport.oauth import (
+    OAuthError,
+    OAuthSetupError,
+    TokenRefused,
+    TokenServiceUnavailable,
+)
 from smtpconfig.transport.sendmail import SendmailError, SendmailTimeout
 from smtpconfig.transport.smtp import (
     AuthNotOffered,
@@ -67,14 +74,15 @@ def redact(text: str, configuration: SmtpConfiguration) -> str:
     """
     if not text:
         return text
-    try:
-        password = reveal_secret(configuration.password)
-    except SecretDecryptionError:
-        # No plaintext here, so none that a server could have been sent either.
-        return text
-    if not password:
-        return text
-    return _secret_pattern(configuration.username or "", password).sub(MASK, text)
+    for secret in (configuration.password, configuration.oauth_client_secret):
+        try:
+            plaintext = reveal_secret(secret)
+        except SecretDecryptionError:
+            # No plaintext here, so none that a server could have been sent either.
+            continue
+        if plaintext:
+            text = _secret_pattern(configuration.username or "", plaintext).sub(MASK, text)
+    return text
 
 
 def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> str:
@@ -89,10 +97,17 @@ def _describe_exception(exc: BaseException, configuration: SmtpConfiguration) ->
     address = configuration.address
     seconds = configuration.timeout
     if isinstance(exc, SecretDecryptionError):
+        if configuration.uses_oauth:
+            return _(
+                "The stored client secret or key cannot be decrypted with the configured keys. "
+                "Enter it again, or restore the key it was encrypted with."
+            )
         return _(
             "The stored password cannot be decrypted with the configured keys. "
             "Enter the password again, or restore the key it was encrypted with."
         )
+    if isinstance(exc, OAuthError):
+        return _describe_oauth_error(exc, configuration)
     if isinstance(exc, CaFileError):
         return str(exc)
     if isinstance(exc, SendmailTimeout):
@@ -105,9 +120,18 @@ def _describe_exception(exc: BaseException, configuration: SmtpConfiguration) ->
             }
         return _("sendmail failed with exit status %(status)s") % {"status": exc.returncode}
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return _("Authentication failed: %(reply)s") % {
-            "reply": format_reply(exc.smtp_code, exc.smtp_error)
-        }
+        reply = format_reply(exc.smtp_code, exc.smtp_error)
+        if configuration.uses_oauth:
+            return _("The mail server refused the access token: %(reply)s. %(hint)s") % {
+                "reply": reply,
+                "hint": _TOKEN_REFUSED_HINTS.get(configuration.auth_method, ""),
+            }
+        if "5.7.30" in reply or "basic authentication" in reply.lower():
+            return _(
+                "Authentication failed: %(reply)s. Microsoft no longer accepts passwords: "
+                "switch this configuration to OAuth 2.0 (Microsoft 365)."
+            ) % {"reply": reply}
+        return _("Authentication failed: %(reply)s") % {"reply": reply}
     if isinstance(exc, smtplib.SMTPConnectError):
         return _("The server refused the connection: %(reply)s") % {
             "reply": format_reply(exc.smtp_code, exc.smtp_error)
@@ -163,6 +187,70 @@ def _describe_exception(exc: BaseException, configuration: SmtpConfiguration) ->
             "reason": exc.strerror,
         }
     return _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# OAuth -----------------------------------------------------------------------------------
+
+_TOKEN_REFUSED_HINTS: dict[str, object] = {
+    AuthMethod.MICROSOFT: gettext_lazy(
+        "In Microsoft 365 the app needs the permission SMTP.SendAsApp (admin consent), a "
+        "service principal in Exchange Online with rights on the mailbox, and SMTP AUTH "
+        "enabled for the mailbox."
+    ),
+    AuthMethod.GOOGLE: gettext_lazy(
+        "In the Google Admin console, domain-wide delegation must allow the service "
+        "account's client ID the scope https://mail.google.com/."
+    ),
+    AuthMethod.OAUTH2: "",
+}
+
+# Plain words for the refusals administrators meet most; the provider's code is always shown.
+_REFUSAL_HINTS: dict[str, object] = {
+    "AADSTS7000215": gettext_lazy("The client secret is wrong: copy its value (not its ID) again."),
+    "AADSTS7000222": gettext_lazy("The client secret has expired: create a new one."),
+    "AADSTS700016": gettext_lazy(
+        "No app with this client ID exists in this directory (tenant): check both IDs."
+    ),
+    "AADSTS90002": gettext_lazy("The directory (tenant) ID is not known to Microsoft."),
+    "AADSTS700027": gettext_lazy(
+        "The certificate does not match one uploaded to the app registration."
+    ),
+    "invalid_tenant": gettext_lazy("The directory (tenant) ID is not known to Microsoft."),
+    "unauthorized_client": gettext_lazy(
+        "Domain-wide delegation is missing for this client ID or the scope."
+    ),
+    "invalid_grant": gettext_lazy(
+        "The user to impersonate does not exist, or the key was deleted; check the mailbox "
+        "and the key, and that the server's clock is right."
+    ),
+    "invalid_client": gettext_lazy("The client ID or the client secret is wrong."),
+    "invalid_scope": gettext_lazy("The scope is not known to the provider."),
+}
+
+
+def _describe_oauth_error(exc: OAuthError, configuration: SmtpConfiguration) -> str:
+    provider = exc.provider or "?"
+    if isinstance(exc, TokenRefused):
+        code = exc.error_code
+        # "AADSTS7000215 (invalid_client)": the first word is the most precise code.
+        hint = _REFUSAL_HINTS.get(code.split(" ")[0], "")
+        text = _(
+            "The identity provider %(provider)s refused to issue a token: %(code)s %(description)s %(hint)s"
+        ) % {
+            "provider": provider,
+            "code": code,
+            "description": exc.description,
+            "hint": hint,
+        }
+        return " ".join(text.split())
+    if isinstance(exc, TokenServiceUnavailable):
+        return _(
+            "The identity provider %(provider)s is unavailable (%(reason)s). This is on the "
+            "provider's side: mails wait and are tried again."
+        ) % {"provider": provider, "reason": exc.reason}
+    if isinstance(exc, OAuthSetupError):
+        return _("The OAuth sign-in cannot be prepared: %(reason)s") % {"reason": str(exc)}
+    return _("No access token: %(reason)s") % {"reason": str(exc)}
 
 
 # What a failure means for the mail --------------------------------------------------------
@@ -229,6 +317,10 @@ def assess_failure(exc: BaseException, configuration: SmtpConfiguration) -> Fail
         permanent = not exc.temporary
     elif isinstance(exc, smtplib.SMTPResponseException):
         permanent = 500 <= exc.smtp_code < 600
+    elif isinstance(exc, TokenRefused | OAuthSetupError):
+        # Like a refused password: nothing changes until an administrator acts. (A failed
+        # session open defers its mails all the same; see mailbox.delivery.)
+        permanent = True
     else:
         # Something we did not foresee: retry later rather than lose the mail for good.
         permanent = False
@@ -239,8 +331,10 @@ def assess_failure(exc: BaseException, configuration: SmtpConfiguration) -> Fail
         permanent=permanent,
         # smtplib's exceptions are OSErrors too, but say something about the mail or
         # the session.
-        connection_failed=isinstance(exc, OSError)
-        and not isinstance(exc, smtplib.SMTPException | SendmailError),
+        connection_failed=(
+            isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException | SendmailError)
+        )
+        or isinstance(exc, TokenServiceUnavailable),
         disconnected=isinstance(exc, smtplib.SMTPServerDisconnected),
     )
 
