@@ -44,7 +44,8 @@ class UserChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj):
         name = user_display_name(obj)
         label = f"{name} <{obj.email}>" if obj.email else name
-        return label if obj.is_active else f"{label} ({_('deactivated')})"
+        deactivated = _("deactivated")
+        return label if obj.is_active else f"{label} ({deactivated})"
 
 
 class UserForm(CrispyFormMixin, forms.Form):

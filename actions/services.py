@@ -253,7 +253,8 @@ def action_set_published(
 
 def copy_description(description: str) -> str:
     max_length = Action._meta.get_field("description").max_length or 200
-    suffix = f" ({_('copy')})"
+    # Not an f-string: gettext's extractor does not look inside one.
+    suffix = " " + _("(copy)")
     return description[: max_length - len(suffix)] + suffix
 
 

@@ -80,13 +80,14 @@ def copy_name(
     model: type[DistributionList | SystemAddress], name: str, *, max_length: int = 100
 ) -> str:
     """A free name for a copy: "Name (copy)", then "Name (copy 2)", … (case-insensitive)."""
-    suffix = f" ({_('copy')})"
+    # Not f-strings: gettext's extractor does not look inside one.
+    suffix = " " + _("(copy)")
     number = 2
     while True:
         candidate = name[: max_length - len(suffix)] + suffix
         if not model.objects.filter(name__iexact=candidate).exists():
             return candidate
-        suffix = f" ({_('copy')} {number})"
+        suffix = " " + _("(copy %(number)s)") % {"number": number}
         number += 1
 
 

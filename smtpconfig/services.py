@@ -143,7 +143,7 @@ def copy_name(name: str) -> str:
     candidate = f"{name} {suffix}"
     number = 2
     while SmtpConfiguration.objects.filter(name=candidate[:100]).exists():
-        candidate = f"{name} ({_('copy')} {number})"
+        candidate = f"{name} " + _("(copy %(number)s)") % {"number": number}
         number += 1
     if len(candidate) > 100:
         tail = candidate[len(name) :]

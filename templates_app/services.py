@@ -230,13 +230,14 @@ def texts_of(template: MailTemplate) -> dict[str, dict[str, str]]:
 def copy_name(name: str) -> str:
     """A free name for a copy: "Name (copy)", then "Name (copy 2)", …"""
     max_length = MailTemplate._meta.get_field("name").max_length or 200
-    suffix = f" ({_('copy')})"
+    # Not f-strings: gettext's extractor does not look inside one.
+    suffix = " " + _("(copy)")
     number = 2
     while True:
         candidate = name[: max_length - len(suffix)] + suffix
         if not MailTemplate.objects.filter(name=candidate).exists():
             return candidate
-        suffix = f" ({_('copy')} {number})"
+        suffix = " " + _("(copy %(number)s)") % {"number": number}
         number += 1
 
 

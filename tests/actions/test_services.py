@@ -4,9 +4,11 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from actions import services
 from actions.models import Action
+from actions.services import copy_description
 from tests.actions.conftest import berlin
 from tests.factories import MailTemplateFactory, SmtpConfigurationFactory
 
@@ -59,3 +61,10 @@ def test_action_duplicate_of_action_without_team_stays_without_team(admin):
     copy = services.action_duplicate(action=action)
 
     assert (copy.group, copy.published) == (None, False)
+
+
+def test_a_copy_is_named_in_the_readers_language():
+    with translation.override("de"):
+        assert copy_description("Kalibrier-Erinnerung") == "Kalibrier-Erinnerung (Kopie)"
+    with translation.override("en"):
+        assert copy_description("Calibration reminder") == "Calibration reminder (copy)"

@@ -3,6 +3,7 @@ import io
 import openpyxl
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from inventory.recipients import resolve_selection
 from inventory.services import profile_set_language
@@ -381,3 +382,10 @@ def test_render_refuses_a_report_that_is_no_longer_registered(customer):
         services.render_for_recipient(
             template=template, recipient=recipient(f"customer:{customer.pk}"), today=TODAY
         )
+
+
+@pytest.mark.django_db
+def test_copies_are_numbered_in_the_readers_language():
+    MailTemplateFactory(name="Erinnerung (Kopie)")
+    with translation.override("de"):
+        assert services.copy_name("Erinnerung") == "Erinnerung (Kopie 2)"
