@@ -277,8 +277,14 @@ def _failed(failure: Failure) -> _Result:
         kind=_Kind.PERMANENT if failure.permanent else _Kind.TEMPORARY,
         error=failure.error,
         reply_code=failure.reply_code,
-        reply_text=failure.reply_text,
+        reply_text=_reply_or_reason(failure),
     )
+
+
+def _reply_or_reason(failure: Failure) -> str:
+    """The server's reply; where none came (connection refused, timeout), why not, so the
+    attempt says what happened instead of nothing."""
+    return failure.reply_text or failure.error
 
 
 def _backoff(attempts: int) -> timedelta | None:
@@ -430,7 +436,7 @@ class _Run:
             kind=_Kind.TEMPORARY,
             error=failure.error,
             reply_code=failure.reply_code,
-            reply_text=failure.reply_text,
+            reply_text=_reply_or_reason(failure),
         )
         with transaction.atomic():
             for position, row in enumerate(rows):

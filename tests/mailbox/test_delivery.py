@@ -615,7 +615,7 @@ def test_deliver_silent_server_times_out_and_defers(db):
         assert message.error_message == "Timed out after 1 s"
     attempts = list(DeliveryAttempt.objects.order_by("id"))
     assert [(a.outcome, a.reply_code, a.reply_text) for a in attempts] == [
-        ("deferred", None, "")
+        ("deferred", None, "Timed out after 1 s")
     ] * 3
     # The first mail waited for the server; the others were deferred with it.
     assert attempts[0].duration_ms >= 900
@@ -635,6 +635,12 @@ def test_deliver_connection_refused_defers(db):
     message = reload(message)
     assert message.status == Status.DEFERRED
     assert message.error_message == f"Connection refused by 127.0.0.1:{port}"
+    # No server reply came: the attempt says why instead of nothing.
+    [attempt] = message.attempts.all()
+    assert (attempt.reply_code, attempt.reply_text) == (
+        None,
+        f"Connection refused by 127.0.0.1:{port}",
+    )
 
 
 def test_deliver_wrong_password_defers_without_hammering(
