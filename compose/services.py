@@ -245,8 +245,9 @@ def draft_send(
         parameters["template"] = draft.template.name
     mails = [
         OutgoingMail(
-            to=[r.email for r in mail.to],
-            cc=[r.email for r in mail.cc],
+            # With their display names, as the preview shows them ("Laura Peters <…>").
+            to=[r.formatted for r in mail.to],
+            cc=[r.formatted for r in mail.cc],
             bcc=[r.email for r in mail.bcc],
             subject=draft.subject,
             body_html=body_html,

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import formataddr
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -92,17 +93,38 @@ def _clean_addresses(
                 % {"address": address.replace("\r", "").replace("\n", "⏎")}
             )
             continue
+        named = _NAMED_ADDRESS.fullmatch(address)
+        bare = named.group("address").strip() if named else address
         try:
-            validate_email(address)
+            validate_email(bare)
         except ValidationError:
             errors.setdefault(field, []).append(
                 _("“%(address)s” is not a valid e-mail address.") % {"address": address}
             )
             continue
+        if named:
+            # "Name <address>" keeps its display name in the header; stored as the
+            # standard form (quoted where the name needs it).
+            address = format_address(bare, named.group("name").strip().strip('"').strip())
         if valid is not None:
             valid.add(address)
         cleaned.append(address)
     return cleaned
+
+
+# "Laura Peters <laura@example.com>": a display name before an address in angle brackets.
+_NAMED_ADDRESS = re.compile(r"(?P<name>[^<>]*)<(?P<address>[^<>]+)>")
+
+
+def format_address(address: str, name: str = "") -> str:
+    """ "Name <address>" with the name quoted where it has to be, or the bare address.
+    A non-ASCII name stays readable here; the mail's header encodes it."""
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
 
 
 def _check_attachments(attachments: Sequence[AttachmentSpec], errors: dict) -> None:

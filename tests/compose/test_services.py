@@ -92,7 +92,7 @@ def test_draft_send_enqueues_and_deletes_draft(power_user, configuration, custom
     batch, mails = draft_send(draft=draft, user=power_user)
 
     rows = OutboxMessage.objects.filter(parameters__compose_batch=batch).order_by("pk")
-    assert [row.to for row in rows] == [["einkauf@muster.example"], ["b@example.com"]]
+    assert [row.to for row in rows] == [["Muster GmbH <einkauf@muster.example>"], ["b@example.com"]]
     assert [row.address_type for row in rows] == ["customer", "address"]
     assert [row.recipient_owner for row in rows] == ["1001 · Muster GmbH", ""]
     assert {row.source for row in rows} == {"compose"}

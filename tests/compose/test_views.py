@@ -270,7 +270,7 @@ def test_draft_round_trip_keeps_everything_and_attachments(
     # Reopened and sent: the attachment from the draft goes with the mail.
     response = client.post(reverse("compose:send", args=[draft.pk]))
     mails = OutboxMessage.objects.order_by("pk")
-    assert [m.to for m in mails] == [["einkauf@muster.example"], ["x@example.com"]]
+    assert [m.to for m in mails] == [["Muster GmbH <einkauf@muster.example>"], ["x@example.com"]]
     assert [[a.filename for a in m.attachments.all()] for m in mails] == [["Zertifikat.pdf"]] * 2
     assert Draft.objects.count() == 0
 
@@ -372,9 +372,9 @@ def test_send_creates_rows_and_lands_on_filtered_outbox(
 
     rows = OutboxMessage.objects.exclude(pk=other.pk).order_by("pk")
     assert [(r.to, r.bcc, r.address_type) for r in rows] == [
-        (["einkauf@muster.example"], ["archiv@example.com"], "customer"),
-        (["anna@example.com"], ["archiv@example.com"], "distribution"),
-        (["extern@partner.example"], ["archiv@example.com"], "distribution"),
+        (["Muster GmbH <einkauf@muster.example>"], ["archiv@example.com"], "customer"),
+        (["Anna Berg <anna@example.com>"], ["archiv@example.com"], "distribution"),
+        (["Partner <extern@partner.example>"], ["archiv@example.com"], "distribution"),
     ]
     assert {(r.source, r.created_by_id, r.owner_group_id, r.status) for r in rows} == {
         ("compose", power_user.pk, team.pk, "queued")
@@ -404,7 +404,7 @@ def test_send_one_mail_to_all_planned(english, power_user, configuration, custom
     )
     client.post(reverse("compose:send", args=[Draft.objects.get().pk]))
     [row] = OutboxMessage.objects.all()
-    assert row.to == ["einkauf@muster.example", "b@example.com"]
+    assert row.to == ["Muster GmbH <einkauf@muster.example>", "b@example.com"]
     assert row.status == "scheduled"
     assert timezone.localtime(row.scheduled_at).strftime("%Y-%m-%d %H:%M") == later.strftime(
         "%Y-%m-%d %H:%M"

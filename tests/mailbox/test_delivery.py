@@ -115,6 +115,25 @@ def test_deliver_sends_the_whole_message(configuration, smtp_server):
     assert QUEUE_ID.fullmatch(attempt.reply_text)
 
 
+def test_named_recipients_are_bare_in_the_envelope_and_named_in_the_header(
+    configuration, smtp_server
+):
+    enqueue(
+        to=["Laura Peters <lab@example.org>"],
+        cc=["Jörg Müller <quality@example.org>"],
+        subject="Kalibrierung fällig",
+        body_text="Guten Tag",
+        smtp_configuration=configuration,
+    )
+
+    deliver(configuration)
+
+    [received] = smtp_server.messages
+    assert received.recipients == ["lab@example.org", "quality@example.org"]
+    assert str(received.message["To"]) == "Laura Peters <lab@example.org>"
+    assert received.message["Cc"].addresses[0].display_name == "Jörg Müller"
+
+
 def test_enqueue_builds_the_mail_once_and_the_engine_sends_those_bytes(configuration, smtp_server):
     message = enqueue(
         to=["lab@example.org"],

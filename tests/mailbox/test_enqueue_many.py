@@ -913,3 +913,35 @@ def test_enqueue_stores_and_nudges_one_mail(
     assert stored.pk == message.pk
     assert texts(stored.raw_message) == {"text/plain": "Text"}
     assert len(callbacks) == 1
+
+
+def test_named_addresses_keep_their_display_name_in_the_header(default_configuration):
+    result = enqueue_many(
+        [
+            mail(
+                0,
+                to=["Laura Peters <laura@kunde.example>", "Jörg Müller <joerg@kunde.example>"],
+                cc=['"Muster, Max" <max@kunde.example>'],
+            )
+        ]
+    )
+
+    [message] = result.stored
+    assert message.to == [
+        "Laura Peters <laura@kunde.example>",
+        '"Jörg Müller" <joerg@kunde.example>',
+    ]
+    headers = parsed(message.raw_message)
+    assert [(a.display_name, a.addr_spec) for a in headers["To"].addresses] == [
+        ("Laura Peters", "laura@kunde.example"),
+        ("Jörg Müller", "joerg@kunde.example"),
+    ]
+    assert headers["Cc"].addresses[0].display_name == "Muster, Max"
+
+
+def test_a_named_address_with_a_bad_address_is_refused(default_configuration):
+    result = enqueue_many([mail(0, to=["Laura Peters <laura@>"])])
+
+    assert result.errors[0].message_dict == {
+        "to": ["“Laura Peters <laura@>” is not a valid e-mail address."]
+    }
