@@ -3,6 +3,7 @@ from functools import partial
 
 from crispy_forms.layout import Submit
 from django import forms
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +19,7 @@ from inventory.models import Customer
 from inventory.recipients import TokenKind, describe_text, split_recipient_text, usable_references
 from inventory.selectors import owner_group_choices
 from smtpconfig.models import SmtpConfiguration
+from templates_app.models import MailTemplate
 from templates_app.selectors import visible_templates
 
 DAY_CHOICES = [(str(day), str(day)) for day in range(1, 32)] + [(LAST, _("last"))]
@@ -49,6 +51,23 @@ RULE_HELP = _(
     "Monday means the first Monday of the month (unlike cron, which would take either). "
     "A day a month lacks (31 April) is skipped, never moved."
 )
+# The fields whose values decide the next run's audience (actions.js posts the form to the
+# audience preview when one of them, or the rule, changes).
+AUDIENCE_FIELDS = (
+    "recipients",
+    "template",
+    "report_scope",
+    "report_scope_customers",
+    "send_without_attachments",
+)
+
+
+def template_choices(user) -> QuerySet[MailTemplate]:
+    return visible_templates(user=user).order_by("name")
+
+
+def scope_customer_choices(user) -> QuerySet[Customer]:
+    return usable_references(user=user)[TokenKind.CUSTOMER].order_by("number", "pk")
 
 
 class ActionForm(CrispyFormMixin, forms.ModelForm):
@@ -161,12 +180,13 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
         )
 
     def prepare_fields(self):
-        self.fields["template"].queryset = visible_templates(user=self.user).order_by("name")
+        self.fields["template"].queryset = template_choices(self.user)
         customers = self.fields["report_scope_customers"]
-        customers.queryset = usable_references(user=self.user)[TokenKind.CUSTOMER].order_by(
-            "number", "pk"
+        customers.queryset = scope_customer_choices(self.user)
+        customers.widget.attrs.update(
+            # actions.js shows the list only while "chosen customers" is picked.
+            {"size": 8, "data-shown-for-scope": ReportScope.CUSTOMERS}
         )
-        customers.widget.attrs["size"] = 8
         group = self.fields["group"]
         group.queryset = owner_group_choices(user=self.user)
         self.team_alert = prepare_team_field(
@@ -179,6 +199,10 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             widget.attrs.update({"size": 8, "data-rule-field": name})
         for name in ("time_of_day", "start", "end"):
             self.fields[name].widget.attrs["data-rule-field"] = name
+        for name in AUDIENCE_FIELDS:
+            self.fields[name].widget.attrs["data-audience-field"] = name
+        # Actions (unlike compose) also offer the audiences, found when a run executes.
+        self.fields["recipients"].widget.attrs["data-audiences"] = ""
         self.fields["recipients"].widget.configure(
             search_url=reverse("inventory:recipient_search"),
             describe=partial(describe_text, user=self.user),
@@ -232,6 +256,32 @@ class PreviewRuleForm(forms.Form):
         if start is not None and cleaned.get("time_of_day") is None:
             cleaned["time_of_day"] = timezone.localtime(start).time().replace(second=0)
         return cleaned
+
+
+class AudiencePreviewForm(forms.Form):
+    """The fields of the action form that decide the next run's audience, for the live
+    audience preview (POST), with the same choices as the action form: only templates
+    and customers the user may use. The recipients are checked by the view
+    (check_selection), as the action's service checks them."""
+
+    recipients = forms.CharField(required=False)
+    template = forms.ModelChoiceField(queryset=MailTemplate.objects.none(), required=False)
+    report_scope = forms.ChoiceField(choices=ReportScope.choices, required=False)
+    report_scope_customers = forms.ModelMultipleChoiceField(
+        queryset=Customer.objects.none(), required=False
+    )
+    send_without_attachments = forms.BooleanField(required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = template_choices(user)
+        self.fields["report_scope_customers"].queryset = scope_customer_choices(user)
+
+    def clean_report_scope(self):
+        return self.cleaned_data.get("report_scope") or ReportScope.NONE
+
+    def clean_recipients(self):
+        return split_recipient_text(self.cleaned_data["recipients"])
 
 
 def minute(value: dt.datetime) -> dt.datetime:

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -17,8 +18,8 @@ from django_tables2 import RequestConfig
 
 from actions import runs, schedule, services
 from actions.filters import ActionFilter
-from actions.forms import ActionForm, PreviewRuleForm
-from actions.models import Action
+from actions.forms import ActionForm, AudiencePreviewForm, PreviewRuleForm
+from actions.models import Action, ReportScope
 from actions.selectors import (
     ADD,
     CHANGE,
@@ -35,9 +36,14 @@ from actions.tasks import dispatch_run
 from calmail.common.forms import add_service_errors
 from calmail.common.lists import CalmailListView
 from calmail.common.sections import SectionFormView, SectionObjectMixin
+from inventory.recipients import check_selection
+from inventory.selectors import Scope
+from templates_app.models import AddAttachment
 
 LIST_TITLE = gettext_lazy("Actions")
 PREVIEW_COUNT = 10
+# The audience preview lists this many recipients and skipped ones; the rest are counted.
+AUDIENCE_SHOWN = 20
 
 
 def next_runs(values: dict, *, count: int = PREVIEW_COUNT) -> tuple[list[dt.datetime], str]:
@@ -62,6 +68,89 @@ def next_runs(values: dict, *, count: int = PREVIEW_COUNT) -> tuple[list[dt.date
     if not slots:
         return [], _("No further runs: the end has passed.")
     return slots, ""
+
+
+def other_scope(report_scope: str, customers) -> Scope:
+    """The report scope of the other addresses, from the form's values (as
+    actions.selectors.action_other_scope gives it for a saved action)."""
+    if report_scope == ReportScope.ALL:
+        return Scope.all()
+    if report_scope == ReportScope.CUSTOMERS and customers:
+        return Scope.customers(customer.pk for customer in customers)
+    return Scope.none()
+
+
+def run_day(values) -> dt.date:
+    """The day of the next run the rule in the form's values gives, else today (a run
+    started by hand)."""
+    rule = PreviewRuleForm(values)
+    if rule.is_valid():
+        slots, _message = next_runs(rule.cleaned_data, count=1)
+        if slots:
+            return timezone.localdate(slots[0])
+    return timezone.localdate()
+
+
+def audience_preview_context(values, *, user, action: Action | None = None) -> dict:
+    """What the action form's audience preview shows for the form's values: the figures
+    of the next run (actions.services.audience_preview), or why there are none. Only
+    templates, customers and recipients the user may use count, as in the form; anything
+    else gives the same message whether it exists or not."""
+    form = AudiencePreviewForm(values, user=user)
+    if not form.is_valid():
+        problems = []
+        if "template" in form.errors:
+            problems.append(_("The chosen template does not exist or is not available to you."))
+        if "report_scope_customers" in form.errors:
+            problems.append(
+                _("A chosen customer of the report does not exist or is not available to you.")
+            )
+        if "report_scope" in form.errors:
+            problems += form.errors["report_scope"]
+        return {"problems": problems}
+    cleaned = form.cleaned_data
+    template, recipients = cleaned["template"], cleaned["recipients"]
+    if template is None or not recipients:
+        return {
+            "problems": [_("Choose recipients and a template to see who the next run reaches.")]
+        }
+    try:
+        items = check_selection(recipients, user=user)
+    except ValidationError as exc:
+        return {"problems": exc.messages}
+    customers = cleaned["report_scope_customers"] or []
+    refusal = services.report_scope_refusal(
+        report_scope=cleaned["report_scope"],
+        customers=customers,
+        recipients=recipients,
+        user=user,
+        previous=action.report_scope if action is not None else None,
+    )
+    if refusal:
+        return {"problems": [message for messages in refusal.values() for message in messages]}
+    day = run_day(values)
+    try:
+        preview = services.audience_preview(
+            template=template,
+            recipients=items,
+            send_without_attachments=cleaned["send_without_attachments"],
+            today=day,
+            limit=AUDIENCE_SHOWN,
+            other_scope=other_scope(cleaned["report_scope"], customers),
+        )
+    except ValidationError as exc:
+        return {"problems": exc.messages}
+    return {
+        "preview": preview,
+        "day": date_format(day, "l") + ", " + date_format(day, "DATE_FORMAT"),
+        "more": preview.mails - len(preview.recipients),
+        "skipped": preview.skipped[:AUDIENCE_SHOWN],
+        "skipped_more": max(len(preview.skipped) - AUDIENCE_SHOWN, 0),
+        "template": template,
+        "attaches_report": bool(template.report)
+        and template.add_attachment == AddAttachment.REPORT,
+        "send_without_attachments": cleaned["send_without_attachments"],
+    }
 
 
 def _format(slot: dt.datetime) -> str:
@@ -117,7 +206,7 @@ class ActionFormView(ActionMixin, SectionFormView):
             data, instance=instance, user=self.request.user, cancel_url=reverse("actions:list")
         )
 
-    def render_form(self, form, slots=None, slots_message=""):
+    def render_form(self, form, slots=None, slots_message="", audience=None):
         if slots is None and form.instance.pk:
             action = form.instance
             slots, slots_message = next_runs(
@@ -144,6 +233,12 @@ class ActionFormView(ActionMixin, SectionFormView):
                 slots=[_format(s) for s in slots or []],
                 slots_message=slots_message,
                 preview_url=reverse("actions:next_runs"),
+                audience_url=(
+                    reverse("actions:audience_preview", args=[form.instance.pk])
+                    if form.instance.pk
+                    else reverse("actions:audience_preview")
+                ),
+                audience=audience,
             ),
         )
 
@@ -156,7 +251,17 @@ class ActionFormView(ActionMixin, SectionFormView):
             return self.render_form(form, slots=[])
         if "preview" in request.POST:
             slots, message = next_runs(form.cleaned_data)
-            return self.render_form(form, slots=slots, slots_message=message)
+            # Without JavaScript the button also shows the audience.
+            audience = render_to_string(
+                "actions/audience_preview.html",
+                audience_preview_context(
+                    request.POST,
+                    user=request.user,
+                    action=form.instance if form.instance.pk else None,
+                ),
+                request=request,
+            )
+            return self.render_form(form, slots=slots, slots_message=message, audience=audience)
         try:
             if form.instance.pk:
                 action = form.instance
@@ -186,6 +291,26 @@ class NextRunsView(PermissionRequiredMixin, View):
             return JsonResponse({"runs": [], "message": _("Enter a start to see the next runs.")})
         slots, message = next_runs(form.cleaned_data)
         return JsonResponse({"runs": [_format(s) for s in slots], "message": message})
+
+
+class AudiencePreviewView(ActionMixin, View):
+    """The action form's live audience preview (actions.js posts the whole form): an HTML
+    fragment with the next run's figures. For whom the form is: the permission to add
+    (new action) or to change this action (its pk: 404 if hidden, 403 if not the user's
+    to change)."""
+
+    http_method_names = ["post"]
+
+    def get_permission_required(self):
+        return (CHANGE,) if "pk" in self.kwargs else (ADD,)
+
+    def post(self, request, **kwargs):
+        action = self.get_changeable_action() if "pk" in self.kwargs else None
+        return render(
+            request,
+            "actions/audience_preview.html",
+            audience_preview_context(request.POST, user=request.user, action=action),
+        )
 
 
 class ConfirmView(ActionMixin, View):

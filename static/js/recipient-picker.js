@@ -6,9 +6,12 @@
 // <input data-recipient-picker="/inventory/recipients/search/"  the search endpoint
 //        data-choices='[{"token": …, "label": …, "kind_label": …, "detail": …}]'
 //        data-remove-label="Remove"                              the chips' button label
-//        data-single>                                            at most one token
+//        data-single                                             at most one token
+//        data-audiences>                                         also offer the audiences
+//                                                                (actions: found at run time)
 // The input keeps the submitted value ("customer:5, list:3, a@example.com"); chips show
-// the labels (a distribution list by its name: it is expanded only when sent).
+// the labels (a distribution list by its name: it is expanded only when sent). A change of
+// the selection fires "change" on the input.
 (function () {
   "use strict";
 
@@ -33,8 +36,13 @@
   }
 
   function setupTokens(field) {
+    // Once per field: a page may load this script twice (crispy-forms renders the form's
+    // media inside the form, and the page's extra_js again), which gave two chip boxes.
+    if (field.dataset.pickerReady) return;
+    field.dataset.pickerReady = "1";
     var url = field.dataset.recipientPicker;
     var single = field.hasAttribute("data-single");
+    var audiences = field.hasAttribute("data-audiences");
     var labels = {};
     try {
       JSON.parse(field.dataset.choices || "[]").forEach(function (choice) {
@@ -62,7 +70,13 @@
     if (field.classList.contains("is-invalid")) box.classList.add("is-invalid");
 
     function sync() {
+      var before = field.value;
       field.value = tokens.join(", ");
+      // A hidden field fires no events of its own: tell listeners (the actions form's
+      // audience preview) that the selection changed.
+      if (field.value !== before) {
+        field.dispatchEvent(new Event("change", { bubbles: true }));
+      }
       // The field's placeholder (an example of what to type) only while it is empty.
       input.placeholder = tokens.length ? "" : field.placeholder;
       box.querySelectorAll("[data-token]").forEach(function (chip) { chip.remove(); });
@@ -143,7 +157,9 @@
       if (query.length < 2) { hideMenu(); return; }
       timer = setTimeout(function () {
         var mine = ++serial;
-        fetch(url + "?" + new URLSearchParams({ q: query, limit: "10" }), {
+        var params = { q: query, limit: "10" };
+        if (audiences) params.audiences = "1";
+        fetch(url + "?" + new URLSearchParams(params), {
           credentials: "same-origin",
           headers: { Accept: "application/json" }
         })

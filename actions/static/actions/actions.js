@@ -1,7 +1,9 @@
-// Actions form: the next runs update as the rule changes (the recipients field is the
-// shared picker, static/js/recipient-picker.js). Plain JavaScript wired through data
+// Actions form: the next runs update as the rule changes, the audience of the next run as
+// the recipients, template, report scope or rule change (the recipients field is the shared
+// picker, static/js/recipient-picker.js, which fires "change" on its input), and the
+// report's customers show only for "chosen customers". Plain JavaScript wired through data
 // attributes (the CSP forbids inline scripts); without it the "Show next runs" button
-// does the same.
+// shows both previews and the customers list is always there.
 (function () {
   "use strict";
 
@@ -64,8 +66,77 @@
     update();
   }
 
+  // --- Audience of the next run ------------------------------------------------------------
+
+  function setupAudience(box) {
+    var first = document.querySelector("[data-audience-field]");
+    var form = first ? first.form : null;
+    if (!form) {
+      return;
+    }
+    var latest = 0;
+    // The whole form goes along (the rule decides the run's day): POST, with the form's
+    // own CSRF token, in the body as Django reads it and in the header.
+    var update = debounce(function () {
+      var data = new FormData(form);
+      var token = form.querySelector("input[name=csrfmiddlewaretoken]");
+      var request = ++latest;
+      fetch(box.dataset.audiencePreviewUrl, {
+        method: "POST",
+        body: data,
+        credentials: "same-origin",
+        headers: { Accept: "text/html", "X-CSRFToken": token ? token.value : "" }
+      })
+        .then(function (response) {
+          // Redirected: the session ended and this is the login page, not the fragment.
+          return response.ok && !response.redirected ? response.text() : null;
+        })
+        .then(function (html) {
+          if (html === null || request !== latest) {
+            return;
+          }
+          // Our own server-rendered, escaped fragment (no scripts: the CSP would stop them).
+          box.innerHTML = html;
+          box.dataset.loaded = String(request);
+        })
+        .catch(function () { /* the button still shows it */ });
+    }, 300);
+    form.querySelectorAll("[data-audience-field], [data-rule-field]").forEach(function (field) {
+      field.addEventListener("change", update);
+      if (field.type !== "hidden") {
+        field.addEventListener("input", update);
+      }
+    });
+    update();
+  }
+
+  // --- Report scope -----------------------------------------------------------------------
+
+  // <select data-shown-for-scope="customers">: shown and enabled only while that report
+  // scope is picked (a hidden list is not submitted, so it cannot count).
+  function setupScopeCustomers(select) {
+    var form = select.form;
+    var radios = form ? form.querySelectorAll("input[type=radio][name=report_scope]") : [];
+    if (!radios.length) {
+      return;
+    }
+    var wrapper = select.closest("#div_id_" + select.name) || select;
+    function sync() {
+      var checked = form.querySelector("input[type=radio][name=report_scope]:checked");
+      var shown = !!checked && checked.value === select.dataset.shownForScope;
+      wrapper.hidden = !shown;
+      select.disabled = !shown;
+    }
+    Array.prototype.forEach.call(radios, function (radio) {
+      radio.addEventListener("change", sync);
+    });
+    sync();
+  }
+
   function init() {
+    document.querySelectorAll("[data-shown-for-scope]").forEach(setupScopeCustomers);
     document.querySelectorAll("[data-next-runs-url]").forEach(setupNextRuns);
+    document.querySelectorAll("[data-audience-preview-url]").forEach(setupAudience);
   }
 
   if (document.readyState === "loading") {
