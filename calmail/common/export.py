@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 
 from django.http import FileResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.encoding import force_str
 from django_tables2.rows import BoundRow
 
@@ -85,9 +85,22 @@ class _Echo:
         return value
 
 
+def csv_separator(language: str | None = None) -> str:
+    """The separator a spreadsheet of the reader's language splits at: a German Excel
+    expects ";" (its decimal separator is the comma) and puts a ","-file in one column."""
+    language = language or translation.get_language() or ""
+    return ";" if language.split("-")[0] in SEMICOLON_LANGUAGES else ","
+
+
+# Languages whose spreadsheets use the comma as decimal separator, and so ";" in CSV.
+SEMICOLON_LANGUAGES = {"de"}
+
+
 def csv_response(rows: Iterator[list], *, filename: str) -> StreamingHttpResponse:
     # Every field quoted: a quoted field is text to a spreadsheet, whatever its separator.
-    writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL)
+    # The separator is chosen now: the rows are written later, outside the request's
+    # language.
+    writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL, delimiter=csv_separator())
 
     def lines():
         # A BOM makes Excel read the file as UTF-8 (umlauts!).

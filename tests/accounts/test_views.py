@@ -1,6 +1,4 @@
-import csv
 import datetime
-import io
 import re
 
 import pytest
@@ -18,6 +16,7 @@ from inventory.models import UserProfile
 from mailbox.models import OutboxMessage
 from maillog.models import Category, LogEntry
 from tests.accounts.conftest import make_action, role_names, team_names
+from tests.csv_export import read_csv
 from tests.factories import OutboxMessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +59,7 @@ def english(client):
 
 def rows(response) -> list[list[str]]:
     body = b"".join(response.streaming_content) if response.streaming else response.content
-    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    return read_csv(body.decode("utf-8-sig"))
 
 
 # --- who may open what --------------------------------------------------------------------

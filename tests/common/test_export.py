@@ -114,3 +114,22 @@ def test_xlsx_export_stores_formula_payloads_as_text(client_for, admin, payload_
 def test_neutralise_csv(value, expected):
     assert neutralise_csv(value) == expected
     assert neutralise_csv(expected) == expected
+
+
+def test_csv_export_uses_the_separator_of_the_readers_spreadsheet(client_for, admin):
+    SystemAddressFactory(name="Labor, Nord", email="labor@calserver.example", language="de")
+    client = client_for(admin)
+
+    client.post("/i18n/setlang/", {"language": "de"})
+    response = client.get(reverse("inventory:systemaddress_list"), {"_export": "csv"})
+    german = b"".join(response.streaming_content).decode("utf-8")
+    english = export(client, "csv").decode("utf-8")
+
+    # A German Excel splits at ";" and reads the BOM as UTF-8; every field is quoted.
+    assert german.startswith("\ufeff")
+    assert german.splitlines()[1] == '"Labor, Nord";"labor@calserver.example";"Deutsch";""'
+    assert english.splitlines()[1] == '"Labor, Nord","labor@calserver.example","German",""'
+    assert [row[:2] for row in csv.reader(io.StringIO(german[1:]), delimiter=";")][1] == [
+        "Labor, Nord",
+        "labor@calserver.example",
+    ]

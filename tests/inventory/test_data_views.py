@@ -1,6 +1,4 @@
-import csv
 import datetime
-import io
 
 import pytest
 import time_machine
@@ -8,6 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from tests.csv_export import read_csv
 from tests.factories import (
     CustomerFactory,
     InstrumentFactory,
@@ -169,7 +168,7 @@ def test_instrument_export_has_real_dates_and_names(client_for, admin, data):
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
 
-    assert list(csv.reader(io.StringIO(content))) == [
+    assert read_csv(content) == [
         [
             "Inventory number",
             "Description",
@@ -207,7 +206,7 @@ def test_customer_export_lists_contact_addresses(client_for, admin, data):
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
 
-    assert list(csv.reader(io.StringIO(content))) == [
+    assert read_csv(content) == [
         [
             "Customer number",
             "Name",
@@ -258,5 +257,5 @@ def test_instrument_export_leaves_missing_values_empty(client_for, admin, data):
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
 
-    row = list(csv.reader(io.StringIO(content)))[1]
+    row = read_csv(content)[1]
     assert (row[0], row[6], row[7]) == ("INV-2", "", "")

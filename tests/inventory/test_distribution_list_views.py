@@ -1,4 +1,3 @@
-import csv
 import io
 
 import openpyxl
@@ -8,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inventory.models import DistributionList
+from tests.csv_export import read_csv
 from tests.factories import CustomerFactory, DistributionListFactory, UserFactory
 from tests.inventory.conftest import english, page_text, rows
 
@@ -392,7 +392,7 @@ def test_list_export_csv_has_the_visible_columns(client_for, admin, three_lists,
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
 
-    assert list(csv.reader(io.StringIO(content))) == [
+    assert read_csv(content) == [
         ["Name", "Description", "Users", "Customers", "Further addresses", "Owner group"],
         ["Beta", "zweite", "0", "3", "1", "Labor Nord"],
     ]
@@ -420,7 +420,7 @@ def test_list_export_neutralises_formulas(client_for, admin):
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
 
-    assert list(csv.reader(io.StringIO(content)))[1][:2] == ["'=HYPERLINK(1)", "'@evil"]
+    assert read_csv(content)[1][:2] == ["'=HYPERLINK(1)", "'@evil"]
 
 
 @pytest.mark.django_db

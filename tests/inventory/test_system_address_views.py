@@ -1,12 +1,10 @@
-import csv
-import io
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inventory.models import SystemAddress
+from tests.csv_export import read_csv
 from tests.factories import SystemAddressFactory
 from tests.inventory.conftest import english, page_text, rows
 
@@ -201,7 +199,7 @@ def test_system_address_export_csv(client_for, admin, three_addresses):
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
 
-    assert list(csv.reader(io.StringIO(content))) == [
+    assert read_csv(content) == [
         ["Name", "E-mail address", "Language", "Description"],
         ["Service", "service@calserver.example", "English", ""],
     ]

@@ -3,7 +3,6 @@ with a password, and that no secret reaches a page, an export, the Log or the lo
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 
@@ -13,6 +12,7 @@ from django.urls import reverse
 
 from maillog.models import LogEntry
 from smtpconfig.models import AuthMethod, SmtpConfiguration
+from tests.csv_export import read_csv
 from tests.factories import SmtpConfigurationFactory
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +156,7 @@ def test_secrets_never_reach_pages_exports_or_logs(client_for, admin, caplog):
     shown = "\n".join([*pages, csv_text, xlsx_text, log_text, caplog.text])
     for secret in [*secrets, certificate]:
         assert secret not in shown
-    rows = list(csv.reader(io.StringIO(csv_text)))
+    rows = read_csv(csv_text)
     smtp_auth = rows[0].index("SMTP auth")
     assert sorted(row[smtp_auth] for row in rows[1:]) == [
         "yes (OAuth 2.0: Google Workspace)",

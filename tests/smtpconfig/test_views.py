@@ -1,4 +1,3 @@
-import csv
 import io
 
 import openpyxl
@@ -8,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from smtpconfig.models import SmtpConfiguration
+from tests.csv_export import read_csv
 from tests.factories import SmtpConfigurationFactory
 
 SECRET = "Geheim-123!"
@@ -538,7 +538,7 @@ def export_csv(client, query=None):
     response = client.get(reverse("smtpconfig:list"), {**(query or {}), "_export": "csv"})
     content = b"".join(response.streaming_content).decode("utf-8-sig")
     response.close()
-    return response, list(csv.reader(io.StringIO(content)))
+    return response, read_csv(content)
 
 
 @pytest.mark.django_db
