@@ -39,7 +39,7 @@ help:
 	make migrations-check  fail if a model change lacks its migration
 	make messages          update locale/de/LC_MESSAGES/django.po and compile it
 	make vendor            refresh static/vendor/ from the npm registry
-	make bench             delivery, outbox/log list, report, scheduler benchmarks (bench/README.md)
+	make bench             delivery, outbox/log list, report, import, scheduler benchmarks (bench/README.md)
 	EOF
 
 $(PY):
@@ -148,9 +148,11 @@ LIST_ARGS ?=
 REPORTS_ARGS ?=
 SCHEDULER_ARGS ?=
 LOG_ARGS ?=
+IMPORTS_ARGS ?=
 bench: $(DEV_STAMP)
 	$(PY) bench/delivery.py $(DELIVERY_ARGS)
 	$(PY) bench/reports.py $(REPORTS_ARGS)
+	$(PY) bench/imports.py $(IMPORTS_ARGS)
 	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then
 	  $(PY) bench/outbox_list.py $(LIST_ARGS)
 	  $(PY) bench/scheduler.py $(SCHEDULER_ARGS)

@@ -19,6 +19,17 @@ NUMBER = {"td": {"class": "text-end"}, "th": {"class": "text-end"}}
 
 
 class UserTable(CalmailTable):
+    default_columns = (
+        "name",
+        "username",
+        "email",
+        "role",
+        "teams",
+        "is_active",
+        "sign_in_locked",
+        "last_login",
+    )
+
     selection = SelectionColumn()
     name = tables.Column(
         verbose_name=_("Name"),

@@ -427,7 +427,15 @@ class UserDeleteView(UserConfirmView):
         return services.user_delete_refusal(user=user, acting_user=self.request.user)
 
     def extra_context(self, user):
-        return {"refusal_links": user_references(user)}
+        references = user_references(user)
+        alternative = None
+        # Kept for the record: the refusal's way out is to deactivate the user.
+        if references and user.is_active and user.pk != self.request.user.pk:
+            alternative = {
+                "url": reverse("accounts:user_deactivate", args=[user.pk]),
+                "label": _("Deactivate instead"),
+            }
+        return {"refusal_links": references, "alternative": alternative}
 
     def perform(self, user):
         services.user_delete(user=user, acting_user=self.request.user)
@@ -534,7 +542,6 @@ class TeamDeleteView(TeamMixin, SectionDeleteView):
     permission_required = DELETE_TEAM
     question = gettext_lazy("Delete the team %(name)s? This cannot be undone.")
     explanation = gettext_lazy("Its members stay users of calmail; they only leave the team.")
-    block_on_refusal = True
 
     def get_target(self):
         return self.get_team()

@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.navigation import NavEntry
+from maillog.params import register_param_choices
 
 
 class ActionsConfig(AppConfig):
@@ -20,3 +21,9 @@ class ActionsConfig(AppConfig):
             order=10,
         ),
     )
+
+    def ready(self):
+        # Models load only once Django is ready. The Log shows a run's trigger by its label.
+        from actions.models import Trigger
+
+        register_param_choices("trigger", Trigger.choices)

@@ -19,6 +19,7 @@ from inventory.models import Customer
 from inventory.recipients import TokenKind, describe_text, split_recipient_text, usable_references
 from inventory.selectors import owner_group_choices
 from smtpconfig.models import SmtpConfiguration
+from smtpconfig.selectors import active_configurations
 from templates_app.models import MailTemplate
 from templates_app.selectors import visible_templates
 
@@ -62,6 +63,52 @@ AUDIENCE_FIELDS = (
 )
 
 
+class ToggleGrid(forms.widgets.ChoiceWidget):
+    """A multiple choice as a grid of toggle buttons: real checkboxes (Bootstrap's
+    `btn-check`) with their labels as buttons, so the keyboard reaches each one (Tab,
+    Space) and without JavaScript they submit as plain checkboxes; actions.js adds
+    "select all / none" and the arrow keys. Not a CheckboxSelectMultiple: crispy-forms
+    would render that as its own list of checkboxes."""
+
+    allow_multiple_selected = True
+    input_type = "checkbox"
+    template_name = "actions/widgets/toggle_grid.html"
+    add_id_index = True
+    checked_attribute = {"checked": True}
+
+    def __init__(self, attrs=None, choices=(), *, layout: str = "wide", group_label=""):
+        super().__init__(attrs, choices)
+        self.layout = layout
+        self.group_label = group_label
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["layout"] = self.layout
+        context["widget"]["group_label"] = self.group_label
+        return context
+
+    def use_required_attribute(self, initial):
+        # "required" on each checkbox would ask for all of them.
+        return False
+
+    def value_from_datadict(self, data, files, name):
+        try:
+            return data.getlist(name)
+        except AttributeError:
+            return data.get(name)
+
+    def value_omitted_from_data(self, data, files, name):
+        # An unchecked grid submits nothing, which means "none chosen" (= any).
+        return False
+
+    def id_for_label(self, id_, index=None):
+        # The field's label names the whole group (role="group"), not its first box; each
+        # box still gets its own id (create_option passes its index).
+        if index is None:
+            return ""
+        return super().id_for_label(id_, index)
+
+
 def template_choices(user) -> QuerySet[MailTemplate]:
     return visible_templates(user=user).order_by("name")
 
@@ -75,14 +122,26 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
     and the recipients, and its errors come back onto the fields."""
 
     days = forms.MultipleChoiceField(
-        label=_("Day of month"), choices=DAY_CHOICES, required=False, help_text=RULE_HELP
+        label=_("Day of month"),
+        choices=DAY_CHOICES,
+        required=False,
+        help_text=RULE_HELP,
+        widget=ToggleGrid(layout="days"),
     )
     weekdays = forms.MultipleChoiceField(
-        label=_("Weekday"), choices=WEEKDAY_CHOICES, required=False
+        label=_("Weekday"),
+        choices=WEEKDAY_CHOICES,
+        required=False,
+        widget=ToggleGrid(layout="wide"),
     )
-    months = forms.MultipleChoiceField(label=_("Month"), choices=MONTH_CHOICES, required=False)
+    months = forms.MultipleChoiceField(
+        label=_("Month"),
+        choices=MONTH_CHOICES,
+        required=False,
+        widget=ToggleGrid(layout="wide"),
+    )
     time_of_day = forms.TimeField(
-        label=_("Time"),
+        label=_("Time of day"),
         required=False,
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         help_text=_("Local time of the installation; empty = the start's time of day."),
@@ -171,16 +230,21 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             if default is not None:
                 initial.setdefault("smtp_configuration", default.pk)
             initial.setdefault("start", timezone.localtime().replace(second=0, microsecond=0))
+            # Not the model's default (an empty list), which a text input shows as "[]".
+            initial.setdefault("recipients", "")
             team = only_team(user)
             if team is not None:
                 initial.setdefault("group", team.pk)
         super().__init__(*args, **kwargs)
-        self.helper.add_input(
-            Submit("preview", _("Show next runs"), css_class="btn-outline-secondary")
-        )
+        preview = Submit("preview", _("Show next runs"))
+        # crispy's Submit is "btn btn-primary" plus css_class; an outline class on top of
+        # that made the button look disabled. A secondary action, clearly clickable.
+        preview.field_classes = "btn btn-outline-primary"
+        self.helper.add_input(preview)
 
     def prepare_fields(self):
         self.fields["template"].queryset = template_choices(self.user)
+        self.fields["smtp_configuration"].queryset = active_configurations().order_by("name")
         customers = self.fields["report_scope_customers"]
         customers.queryset = scope_customer_choices(self.user)
         customers.widget.attrs.update(
@@ -195,8 +259,9 @@ class ActionForm(CrispyFormMixin, forms.ModelForm):
             empty_help=_("Empty: only administrators see and manage the action."),
         )
         for name in ("days", "weekdays", "months"):
-            widget = self.fields[name].widget
-            widget.attrs.update({"size": 8, "data-rule-field": name})
+            field = self.fields[name]
+            field.widget.attrs["data-rule-field"] = name
+            field.widget.group_label = field.label
         for name in ("time_of_day", "start", "end"):
             self.fields[name].widget.attrs["data-rule-field"] = name
         for name in AUDIENCE_FIELDS:

@@ -9,7 +9,7 @@ from django.utils.translation import ngettext
 from actions.forms import MONTH_CHOICES, WEEKDAY_CHOICES
 from actions.models import Action, ActionRun
 from actions.schedule import LAST
-from actions.selectors import ActionRights
+from actions.selectors import VIEW_RUNS, ActionRights
 from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, YesNoColumn
 
 WEEKDAYS = dict(WEEKDAY_CHOICES)
@@ -29,10 +29,21 @@ def _local(value) -> str:
 class ActionTable(CalmailTable):
     """The 13 columns of 5.6.1, plus the next run."""
 
-    description = tables.Column(
-        verbose_name=_("Description"),
-        linkify=lambda record: reverse("actions:update", args=[record.pk]),
+    default_columns = (
+        "description",
+        "days",
+        "weekdays",
+        "months",
+        "group",
+        "published",
+        "sent_count",
+        "template",
+        "next_due_at",
     )
+    filter_columns = {"day": "days", "weekday": "weekdays", "month": "months"}
+
+    # Linked in render_description, to a page the reader may open.
+    description = tables.Column(verbose_name=_("Description"))
     days = tables.Column(verbose_name=_("Day of month"), orderable=False)
     weekdays = tables.Column(verbose_name=_("Weekday"), orderable=False)
     months = tables.Column(verbose_name=_("Month"), orderable=False)
@@ -73,6 +84,19 @@ class ActionTable(CalmailTable):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, user=user, **kwargs)
         self.rights = ActionRights(user) if user is not None else None
+
+    def render_description(self, record, value):
+        # Links follow permissions: the edit page for who may change the action, else its
+        # run history, else plain text (a link that answers 403 helps nobody).
+        url = None
+        if self.rights is not None and self.rights.can_change(record):
+            url = reverse("actions:update", args=[record.pk])
+        elif self.rights is not None and self.rights.user.has_perm(VIEW_RUNS):
+            url = reverse("actions:runs", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', url, value) if url else value
+
+    def value_description(self, value):
+        return value
 
     def render_days(self, record):
         return _any_or(record.days, lambda d: str(_("last")) if d == LAST else str(d))

@@ -78,6 +78,9 @@ INSTALLED_APPS = [
     "mailbox",
     "compose",
     "accounts",
+    "overview",
+    "calserver",
+    "imports",
     "axes",
 ]
 
@@ -137,6 +140,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # SQLite has no covering indexes: the outbox's INCLUDE columns (for the overview's
+    # index-only counts on PostgreSQL) are left out there, which is all this warns about.
+    _SQLITE_SILENCED = ["models.W040"]
+else:
+    _SQLITE_SILENCED = []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -152,6 +160,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
+# The overview (overview.views), through "home": users without the outbox permission land
+# on the first section they may open instead.
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -216,12 +226,15 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 SECURE_REFERRER_POLICY = "same-origin"
+# A refused form (expired page, cookies off) gets the site's 403 page, in the user's language.
+CSRF_FAILURE_VIEW = "calmail.common.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = [
     # HSTS subdomains and preload affect every host of the domain: the operator's
     # decision (SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD), not ours.
     "security.W005",
     "security.W021",
+    *_SQLITE_SILENCED,
 ]
 
 # django-tables2 / crispy-forms
@@ -275,6 +288,12 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that waited out a broker outage is stale; the next one comes anyway.
         "options": {"expires": max(1, CALMAIL_SWEEP_SECONDS - 5)},
     },
+    # Starts the calServer sync when its interval has passed (calserver.tasks).
+    "calserver-sync-due": {
+        "task": "calserver.sync_due",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # Deletes log entries past their retention, in small batches.
     "maillog-purge": {
         "task": "maillog.purge",
@@ -304,6 +323,13 @@ CALMAIL_OAUTH_MICROSOFT_AUTHORITY = env_str(
 # A PEM bundle of the CAs trusted for token endpoints instead of the bundled Mozilla list
 # (certifi), e.g. behind a TLS-inspecting proxy. Empty: the bundled list.
 CALMAIL_OAUTH_CA_FILE = env_str("CALMAIL_OAUTH_CA_FILE")
+# calServer connector (calserver.client): tries per request on 429/5xx/timeouts, the
+# first backoff in seconds (doubling), and the longest Retry-After honoured.
+CALMAIL_CALSERVER_RETRIES = env_int("CALMAIL_CALSERVER_RETRIES", 4)
+CALMAIL_CALSERVER_BACKOFF_SECONDS = float(env_str("CALMAIL_CALSERVER_BACKOFF_SECONDS", "2"))
+CALMAIL_CALSERVER_MAX_RETRY_AFTER_SECONDS = env_int(
+    "CALMAIL_CALSERVER_MAX_RETRY_AFTER_SECONDS", 300
+)
 # Where recipients reach calmail: absolute download links in mails start with this.
 CALMAIL_BASE_URL = env_str("CALMAIL_BASE_URL", "http://127.0.0.1:8000")
 CALMAIL_ATTACHMENT_MAX_BYTES = env_int("CALMAIL_ATTACHMENT_MAX_BYTES", 20_000_000)
@@ -347,16 +373,40 @@ CALMAIL_LOG_RETENTION_DAYS = {
     key: env_int(f"CALMAIL_LOG_RETENTION_{key.upper()}_DAYS", days)
     for key, days in {"audit": 365, "delivery": 90, "debug": 30, "default": 180}.items()
 }
-# Days sent (and cancelled or failed) outbox mails and their stored attachments are kept.
+# Days the content of sent (and cancelled or failed) outbox mails is kept: bodies, the
+# raw mail and attachment files. The record of each mail stays for the years below.
 CALMAIL_OUTBOX_RETENTION_DAYS = env_int("CALMAIL_OUTBOX_RETENTION_DAYS", 180)
+# Years the record of a finished mail is kept (recipient, subject, status, times,
+# attempts, Message-ID, who and which action): the evidence that it went out.
+CALMAIL_RECORD_RETENTION_YEARS = env_int("CALMAIL_RECORD_RETENTION_YEARS", 10)
+if CALMAIL_RECORD_RETENTION_YEARS < 1:
+    raise ImproperlyConfigured("CALMAIL_RECORD_RETENTION_YEARS must be at least 1.")
+if CALMAIL_RECORD_RETENTION_YEARS * 365 < CALMAIL_OUTBOX_RETENTION_DAYS:
+    raise ImproperlyConfigured(
+        "CALMAIL_RECORD_RETENTION_YEARS must cover CALMAIL_OUTBOX_RETENTION_DAYS: a mail's "
+        "record cannot go before its content."
+    )
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {
+        "no_client_error_traceback": {
+            "()": "calmail.common.logfilters.NoClientErrorTraceback",
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own configuration (applied before this one) gives "django" a console
+        # handler of its own (DEBUG only) and "django.server" one that does not propagate:
+        # with the root's handler every line came out twice, every 403 with two
+        # tracebacks. Naming "django" here drops those handlers, and those of its
+        # children: everything goes through the root's one handler, once.
+        "django": {"handlers": [], "propagate": True},
+        # A 403 or 404 is the client's mistake: one line, no traceback.
+        "django.request": {"filters": ["no_client_error_traceback"]},
         # smtplib's debug output would carry AUTH payloads; it is never enabled.
         "django.db.backends": {"level": "INFO"},
         # WeasyPrint logs every page of every PDF report at INFO.

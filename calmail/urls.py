@@ -8,6 +8,9 @@ from calmail.common import views as common_views
 urlpatterns = [
     path("", common_views.home, name="home"),
     path("healthz", common_views.healthz, name="healthz"),
+    path("lists/", include("calmail.common.urls")),
+    # The home page of everyone who reads the outbox ("home" sends them there).
+    path("overview/", include("overview.urls")),
     path(
         "accounts/login/",
         accounts_views.SignInView.as_view(),
@@ -48,6 +51,8 @@ urlpatterns = [
     path("actions/", include("actions.urls")),
     path("smtp/", include("smtpconfig.urls")),
     path("inventory/", include("inventory.urls")),
+    path("imports/", include("imports.urls")),
+    path("calserver/", include("calserver.urls")),
     path("compose/", include("compose.urls")),
     path("log/", include("maillog.urls")),
     path("admin/", admin.site.urls),

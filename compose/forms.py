@@ -73,9 +73,25 @@ class RichTextarea(forms.Textarea):
         return sanitise_body_html(value) if value else value
 
 
+class ConfigurationSelect(forms.Select):
+    """Each option carries its configuration's sender, so compose.js can make the From
+    field follow a change of configuration (no extra query: the options' instances)."""
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-from-email"] = instance.from_email
+        return option
+
+
 class ComposeForm(forms.Form):
     smtp_configuration = forms.ModelChoiceField(
-        label=_("SMTP configuration"), queryset=None, required=False, empty_label=None
+        label=_("SMTP configuration"),
+        queryset=None,
+        required=False,
+        empty_label=None,
+        widget=ConfigurationSelect(attrs={"data-sender-source": ""}),
     )
     owner_group = forms.ModelChoiceField(
         label=_("Group"),
@@ -372,7 +388,7 @@ class ComposeForm(forms.Form):
             return split_recipient_text(raw(name))
 
         values = {
-            "from_email": raw("from_email")[:254],
+            "from_email": self.followed_sender(raw("from_email")[:254]),
             "from_name": raw("from_name")[:200],
             "to": tokens("to"),
             "cc": tokens("cc"),
@@ -394,6 +410,24 @@ class ComposeForm(forms.Form):
         else:
             values["owner_group"] = self.fields_default_group()
         return values
+
+    def followed_sender(self, typed: str) -> str:
+        """The chosen configuration's sender when the configuration was changed and the
+        From field still holds the previous one's: that address was the default, not the
+        user's choice (compose.js does the same in the browser)."""
+        chosen = getattr(self, "cleaned_data", {}).get("smtp_configuration")
+        if chosen is None or not typed:
+            return typed
+        if self.draft is not None:
+            previous = self.draft.smtp_configuration
+        else:
+            # A new mail's form showed the configuration initial_for_new() chose.
+            previous = selectors.usable_configurations(user=self.user).first()
+        if previous is None or previous.pk == chosen.pk or not previous.from_email:
+            return typed
+        if typed.strip().lower() == previous.from_email.lower():
+            return chosen.from_email
+        return typed
 
     def fields_default_group(self):
         return team_groups(self.user).order_by("name").first()

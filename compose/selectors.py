@@ -22,7 +22,8 @@ def draft_get(*, user: User, pk: int) -> Draft:
 
 
 def usable_configurations(*, user: User | AnonymousUser) -> QuerySet[SmtpConfiguration]:
-    return smtp_configuration_list(user=user).order_by("-is_default", "name")
+    # Deactivated configurations take no new mail (mailbox.services refuses them).
+    return smtp_configuration_list(user=user).filter(is_active=True).order_by("-is_default", "name")
 
 
 def usable_templates(*, user: User | AnonymousUser) -> QuerySet[MailTemplate]:

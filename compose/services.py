@@ -22,6 +22,7 @@ from inventory.recipients import Recipient, Resolution, Skipped, resolve_selecti
 from mailbox.models import OutboxMessage, Source
 from mailbox.services import BatchValidationError, OutgoingMail, enqueue_many
 from templates_app.rendering import html_to_text
+from templates_app.reports.exporters import export_type_of
 from templates_app.services import render_for_recipient
 
 if TYPE_CHECKING:
@@ -225,6 +226,7 @@ def draft_send(
     outbox can be filtered to them) and the mails. Raises ValidationError per field."""
     if plan is None:
         plan = plan_mails(to=draft.to, cc=draft.cc, bcc=draft.bcc, mode=draft.send_mode)
+    stored = list(draft.attachments.all())
     attachments = [
         AttachmentSpec(
             filename=attachment.filename,
@@ -232,8 +234,11 @@ def draft_send(
             content_type=attachment.content_type,
             exported=attachment.exported,
         )
-        for attachment in draft.attachments.all()
+        for attachment in stored
     ]
+    # The report a template attached (and the user kept) is the mail's export: its
+    # type is read from the file, which is what the recipient gets.
+    export_type = next((export_type_of(a.filename) for a in stored if a.exported), "")
     batch = uuid.uuid4().hex
     body_html = sanitise_body_html(draft.body_html) if draft.body_html.strip() else ""
     body_text = body_text_for(body_html)
@@ -255,6 +260,7 @@ def draft_send(
             from_email=draft.from_email,
             from_name=draft.from_name,
             attachments=attachments,
+            export_type=export_type,
             smtp_configuration=draft.smtp_configuration,
             source=Source.COMPOSE,
             address_type=mail.address_type,

@@ -100,9 +100,10 @@ class ComposeView(ComposeMixin, View):
         data = form.data.copy()
         # The files to remove are gone already.
         data.setlist("remove_attachments", [])
-        fresh = ComposeForm(
-            data, user=self.request.user, draft=Draft.objects.get(pk=draft.pk), strict=form.strict
-        )
+        stored = Draft.objects.get(pk=draft.pk)
+        # The sender as stored: it may have followed a change of configuration.
+        data["from_email"] = stored.from_email
+        fresh = ComposeForm(data, user=self.request.user, draft=stored, strict=form.strict)
         fresh.is_valid()
         for error in form.errors.get("new_files", []):
             fresh.add_error("new_files", error)

@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.navigation import NavEntry
+from inventory.navigation import DATA_MENU
 
 
 class InventoryConfig(AppConfig):
@@ -18,6 +19,7 @@ class InventoryConfig(AppConfig):
             permission="inventory.view_distributionlist",
             icon="people",
             order=50,
+            group=DATA_MENU,
         ),
         NavEntry(
             key="system_addresses",
@@ -26,6 +28,7 @@ class InventoryConfig(AppConfig):
             permission="inventory.view_systemaddress",
             icon="building",
             order=60,
+            group=DATA_MENU,
         ),
         NavEntry(
             key="calserver_data",
@@ -34,5 +37,6 @@ class InventoryConfig(AppConfig):
             permission="inventory.view_customer",
             icon="rulers",
             order=70,
+            group=DATA_MENU,
         ),
     )

@@ -85,12 +85,19 @@ class Customer(models.Model):
     city = models.CharField(_("city"), max_length=100, blank=True)
     # An inactive customer stays for its records but receives no mail (audiences skip it).
     is_active = models.BooleanField(_("active"), default=True)
+    # The calServer connector upserts by this id; NULL for records not from calServer.
+    external_id = models.CharField(_("calServer ID"), max_length=100, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], name="inventory_customer_unique_external_id"
+            ),
+        ]
 
     def __str__(self):
         return self.label
@@ -109,6 +116,8 @@ class CustomerContact(ConstraintErrorsOnFields, models.Model):
     email = models.EmailField(_("e-mail address"))
     name = models.CharField(_("contact person"), max_length=200, blank=True)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
+    # The calServer connector upserts by this id; NULL for records not from calServer.
+    external_id = models.CharField(_("calServer ID"), max_length=100, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("contact address")
@@ -116,12 +125,15 @@ class CustomerContact(ConstraintErrorsOnFields, models.Model):
         ordering = ["position", "id"]
         constraints = [
             models.UniqueConstraint(
+                fields=["external_id"], name="inventory_customercontact_unique_external_id"
+            ),
+            models.UniqueConstraint(
                 F("customer"),
                 Lower("email"),
                 name="inventory_contact_unique_email",
                 violation_error_code="unique_email",
                 violation_error_message=_("The customer already has this address."),
-            )
+            ),
         ]
 
     def __str__(self):
@@ -144,6 +156,10 @@ class Location(models.Model):
         verbose_name=_("responsible"),
     )
     city = models.CharField(_("city"), max_length=100, blank=True)
+    # Inactive records stay for their history but drop out of reports and audiences.
+    is_active = models.BooleanField(_("active"), default=True)
+    # The calServer connector upserts by this id; NULL for records not from calServer.
+    external_id = models.CharField(_("calServer ID"), max_length=100, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("location")
@@ -151,10 +167,13 @@ class Location(models.Model):
         ordering = ["name", "id"]
         constraints = [
             models.UniqueConstraint(
+                fields=["external_id"], name="inventory_location_unique_external_id"
+            ),
+            models.UniqueConstraint(
                 fields=["customer", "name"],
                 name="inventory_location_unique_name",
                 violation_error_message=_("The customer already has a location with this name."),
-            )
+            ),
         ]
 
     def __str__(self):
@@ -202,19 +221,26 @@ class Instrument(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_INTERVAL_MONTHS)],
     )
     next_due_date = models.DateField(_("next calibration"), null=True, blank=True, editable=False)
+    # Inactive records stay for their history but drop out of reports and audiences.
+    is_active = models.BooleanField(_("active"), default=True)
+    # The calServer connector upserts by this id; NULL for records not from calServer.
+    external_id = models.CharField(_("calServer ID"), max_length=100, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("instrument")
         verbose_name_plural = _("instruments")
         ordering = ["inventory_number"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], name="inventory_instrument_unique_external_id"
+            ),
             models.CheckConstraint(
                 condition=Q(
                     calibration_interval_months__gte=1,
                     calibration_interval_months__lte=MAX_INTERVAL_MONTHS,
                 ),
                 name="inventory_instrument_interval_range",
-            )
+            ),
         ]
         indexes = [
             # Reports: a customer's, a responsible user's, or all instruments by due date.
@@ -277,11 +303,20 @@ class SupportTicket(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     due_date = models.DateField(_("due date"), null=True, blank=True)
+    # Inactive records stay for their history but drop out of reports and audiences.
+    is_active = models.BooleanField(_("active"), default=True)
+    # The calServer connector upserts by this id; NULL for records not from calServer.
+    external_id = models.CharField(_("calServer ID"), max_length=100, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("support ticket")
         verbose_name_plural = _("support tickets")
         ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], name="inventory_supportticket_unique_external_id"
+            ),
+        ]
         indexes = [
             models.Index(fields=["customer", "due_date"], name="inv_ticket_customer_due_idx"),
             models.Index(fields=["assignee", "due_date"], name="inv_ticket_assignee_due_idx"),

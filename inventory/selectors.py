@@ -347,10 +347,13 @@ def matching_records(
     today: datetime.date,
 ) -> QuerySet:
     """The records a report of this kind takes for a scope under a due filter (unordered):
-    the one definition the report providers and the audiences share."""
+    the one definition the report providers and the audiences share.
+
+    Inactive records, and the records of inactive customers, are left out: they stay for
+    their history but no longer take part in mails."""
     if kind == RecordKind.TICKETS:
         return filter_due(
-            tickets_for_scope(scope=scope),
+            tickets_for_scope(scope=scope).filter(is_active=True, customer__is_active=True),
             field="due_date",
             due_filter=due_filter,
             today=today,
@@ -359,14 +362,14 @@ def matching_records(
     if kind == RecordKind.LOCATIONS and scope.kind == ScopeKind.USER:
         # A user's records here are the instruments at the locations they look after.
         instruments = instruments_for_scope(scope=Scope.all()).filter(
-            location__in=locations_for_scope(scope=scope).values("pk")
+            location__in=locations_for_scope(scope=scope).filter(is_active=True).values("pk")
         )
     elif kind in (RecordKind.INSTRUMENTS, RecordKind.LOCATIONS):
         instruments = instruments_for_scope(scope=scope)
     else:
         raise ValueError(f"Unknown kind of record {kind!r}")
     return filter_due(
-        instruments,
+        instruments.filter(is_active=True, customer__is_active=True),
         field="next_due_date",
         due_filter=due_filter,
         today=today,

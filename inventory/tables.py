@@ -140,6 +140,16 @@ class CustomerTable(CalmailTable):
 
 
 class InstrumentTable(CalmailTable):
+    default_columns = (
+        "inventory_number",
+        "description",
+        "manufacturer",
+        "model",
+        "customer",
+        "responsible",
+        "next_due_date",
+    )
+
     inventory_number = tables.Column(verbose_name=_("Inventory number"))
     description = tables.Column(verbose_name=_("Description"))
     manufacturer = tables.Column(verbose_name=_("Manufacturer"))

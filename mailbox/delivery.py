@@ -47,8 +47,9 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Min, Q, QuerySet
 from django.db.models.options import Options
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from calmail.common.i18n import DeferredText
 from mailbox import mime
 from mailbox.dispatch import dispatch_delivery
 from mailbox.models import (
@@ -183,7 +184,7 @@ def _prepare(row: OutboxMessage, attachments: Sequence[OutboxAttachment]) -> _En
     attaches files from storage (and for rows stored before enqueue() built mails)."""
     data = bytes(row.raw_message)
     if not data:
-        data = mime.render(mime.build_email(row, attachments=attachments))
+        data = mime.built(row, attachments)
     sender, recipients = mime.envelope(row)
     return _Envelope(sender=sender, recipients=recipients, data=data)
 
@@ -269,6 +270,8 @@ class _Result:
     error: str = ""
     reply_code: int | None = None
     reply_text: str = ""
+    # The error as msgid and parameters (error_text of the mail); None: error as it is.
+    error_text: DeferredText | None = None
 
 
 def _failed(failure: Failure) -> _Result:
@@ -276,6 +279,7 @@ def _failed(failure: Failure) -> _Result:
     return _Result(
         kind=_Kind.PERMANENT if failure.permanent else _Kind.TEMPORARY,
         error=failure.error,
+        error_text=failure.error_text,
         reply_code=failure.reply_code,
         reply_text=_reply_or_reason(failure),
     )
@@ -359,6 +363,7 @@ class _Run:
         now = timezone.now()
         attempts = row.attempt_count + 1
         error = result.error
+        error_text = result.error_text
         fields: dict[str, object] = {
             "attempt_count": attempts,
             "lease_expires_at": None,
@@ -374,16 +379,18 @@ class _Run:
         else:
             status = Status.FAILED
             if result.kind is _Kind.TEMPORARY:
-                error = _("Gave up after %(count)s attempts: %(error)s") % {
-                    "count": attempts,
-                    "error": error,
-                }
+                error_text = DeferredText(
+                    gettext_noop("Gave up after %(count)s attempts: %(error)s"),
+                    {"count": attempts, "error": error_text or error},
+                )
+                error = error_text.render()
         check_transition(Status.SENDING, status)
         updated = _store_outcome(
             message_id=row.pk,
             worker=self.worker_id,
             status=status,
             error=error,
+            error_text=error_text.as_json() if error_text is not None else {},
             fields=fields,
             attempt=(
                 row.pk,
@@ -435,6 +442,7 @@ class _Run:
         result = _Result(
             kind=_Kind.TEMPORARY,
             error=failure.error,
+            error_text=failure.error_text,
             reply_code=failure.reply_code,
             reply_text=_reply_or_reason(failure),
         )
@@ -495,6 +503,7 @@ def _sql() -> dict[str, str]:
         for name in (
             "status",
             "error_message",
+            "error_text",
             "attempt_count",
             "lease_expires_at",
             "claimed_by",
@@ -531,7 +540,14 @@ _statements: dict[str, dict[str, str]] = {}
 
 
 def _store_outcome(
-    *, message_id: int, worker: str, status: str, error: str, fields: dict, attempt: tuple
+    *,
+    message_id: int,
+    worker: str,
+    status: str,
+    error: str,
+    error_text: dict,
+    fields: dict,
+    attempt: tuple,
 ) -> bool:
     """Write a mail's new status and its attempt; False if the row was no longer ours."""
     # The wrapper itself, not the proxy: every attribute of the proxy is a lookup of
@@ -544,6 +560,8 @@ def _store_outcome(
     update_params = [
         status,
         error,
+        # Jsonb on PostgreSQL (a prepared statement needs the type), JSON text elsewhere.
+        db.ops.adapt_json_value(error_text, None),
         fields["attempt_count"],
         None,
         "",
@@ -700,15 +718,16 @@ def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool
         except Exception as exc:
             # A mail that cannot be built now will not build next time either.
             if isinstance(exc, mime.UnbuildableMessage):
-                error = str(exc)
+                error_text = exc.text
             else:
                 logger.exception("Mail #%s cannot be built.", row.pk)
-                error = _("The mail cannot be built: %(error)s") % {
-                    "error": f"{type(exc).__name__}: {exc}"
-                }
+                error_text = DeferredText(
+                    gettext_noop("The mail cannot be built: %(error)s"),
+                    {"error": f"{type(exc).__name__}: {exc}"},
+                )
             run.record(
                 row,
-                _Result(kind=_Kind.PERMANENT, error=error),
+                _Result(kind=_Kind.PERMANENT, error=error_text.render(), error_text=error_text),
                 started_at=started_at,
                 duration_ms=_elapsed_ms(started),
             )
@@ -751,14 +770,18 @@ def _send_batch(run: _Run, rows: list[OutboxMessage], conn: _Connection) -> bool
                     conn.drop()
                 result = _failed(failure)
             else:
-                error = ""
-                if sent.refused:
-                    error = _("Sent, but not to these recipients: %(refused)s") % {
-                        "refused": sent.refused
-                    }
+                refused = (
+                    DeferredText(
+                        gettext_noop("Sent, but not to these recipients: %(refused)s"),
+                        {"refused": sent.refused},
+                    )
+                    if sent.refused
+                    else None
+                )
                 result = _Result(
                     kind=_Kind.SENT,
-                    error=error,
+                    error=refused.render() if refused is not None else "",
+                    error_text=refused,
                     reply_code=sent.reply_code,
                     reply_text=sent.reply_text,
                 )

@@ -66,7 +66,10 @@ class OutboxFilter(CalmailFilterSet):
     )
     parameters = django_filters.CharFilter(label=_("Parameters"), method="filter_parameters")
     attachment_type = django_filters.ChoiceFilter(
-        label=_("Attachment type"), choices=AttachmentType.choices, empty_label=_("any")
+        label=_("Attachment type"),
+        choices=AttachmentType.choices,
+        empty_label=_("any"),
+        method="filter_attachment_type",
     )
     exported_attachments = NumberRangeFilter(label=_("Exported attachments"))
     status = django_filters.ChoiceFilter(
@@ -93,6 +96,10 @@ class OutboxFilter(CalmailFilterSet):
 
     def filter_export_type(self, queryset, name, value):
         return queryset.filter(export_type=ExportType.NONE if value == NO_EXPORT else value)
+
+    def filter_attachment_type(self, queryset, name, value):
+        # As the list shows it: a mail without attachments has no attachment type.
+        return queryset.filter(attachment_type=value, attachment_count__gt=0)
 
     def filter_parameters(self, queryset, name, value):
         # The JSON as text: what the list shows is what can be searched. Some databases keep

@@ -8,11 +8,17 @@ on the first attempt and on every retry or resend. The Message-ID and Date insid
 fixed at that moment, which is what a mail's origination date means.
 
 The exception are mails with file attachments: their files stay in storage (so the row
-stays small) and are read and attached when the mail is sent, with ``build_email``.
+stays small) and are read and attached when the mail is sent, with ``build_email``. Their
+build is made repeatable instead, so the .eml download is byte for byte what the server
+got without keeping a second copy of every file in the database: the Date is fixed at
+enqueue (in the row's extra headers) and the MIME boundaries derive from the Message-ID
+(``render(…, seed=message_id)``). Rows queued before that carry no Date of their own
+(``reproducible()`` is False): their download is refused rather than passed off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -22,14 +28,20 @@ from email.utils import formataddr, formatdate
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from calmail.common.i18n import DeferredText
 from mailbox.models import AttachmentType, OutboxAttachment, OutboxMessage
 from smtpconfig.transport import bare_address
 
 
 class UnbuildableMessage(Exception):
     """The row cannot be turned into a mail (e.g. its attachment file is gone)."""
+
+    def __init__(self, text: DeferredText):
+        super().__init__(text.render())
+        # Stored with the mail, so every reader sees it in their language.
+        self.text = text
 
 
 def build_email(
@@ -73,22 +85,31 @@ def build_email(
                     content = handle.read()
             except OSError as exc:
                 raise UnbuildableMessage(
-                    _("The attachment %(name)s cannot be read: %(reason)s")
-                    % {"name": attachment.filename, "reason": exc.strerror or exc}
+                    DeferredText(
+                        gettext_noop("The attachment %(name)s cannot be read: %(reason)s"),
+                        {"name": attachment.filename, "reason": str(exc.strerror or exc)},
+                    )
                 ) from exc
             email.attach(attachment.filename, content, attachment.content_type)
     return email
 
 
-def render(email: EmailMultiAlternatives) -> bytes:
+def render(email: EmailMultiAlternatives, *, seed: str = "") -> bytes:
     """The message as it goes on the wire (CRLF line ends), like Django's SMTP backend
-    serialises it; Bcc is not among the headers."""
+    serialises it; Bcc is not among the headers. With a ``seed`` (the Message-ID) the
+    boundaries are the same on every build of the mail."""
     mime = email.message()
-    for part in mime.walk():
+    for position, part in enumerate(mime.walk()):
         if part.is_multipart():
-            # A random boundary of our own spares the generator searching the body for a
-            # collision with one it made up (a regular expression per mail).
-            part.set_boundary(f"=_calmail_{secrets.token_hex(16)}")
+            # A boundary of our own spares the generator searching the body for a
+            # collision with one it made up (a regular expression per mail). "=_" cannot
+            # occur in base64 or quoted-printable parts, and a seeded one is not known
+            # before the Message-ID is made, when the content is given already.
+            if seed:
+                token = hashlib.sha256(f"{seed}/{position}".encode()).hexdigest()[:32]
+            else:
+                token = secrets.token_hex(16)
+            part.set_boundary(f"=_calmail_{token}")
     return mime.as_bytes(linesep="\r\n")
 
 
@@ -99,11 +120,31 @@ def attaches_files(message: OutboxMessage) -> bool:
 
 def prebuilt(message: OutboxMessage) -> bytes:
     """What enqueue() stores in raw_message: the whole mail, or b"" for a mail with file
-    attachments. Dated when it is planned for, else now."""
-    if attaches_files(message):
-        return b""
+    attachments, whose Date is fixed in its headers instead (built when sent, and again
+    the same for the download). Dated when it is planned for, else now."""
     date = message.scheduled_at or datetime.now().astimezone()
+    if attaches_files(message):
+        message.headers = {
+            **message.headers,
+            "Date": formatdate(date.timestamp(), localtime=settings.EMAIL_USE_LOCALTIME),
+        }
+        return b""
     return written(message, date=date) or render(build_email(message, date=date))
+
+
+def reproducible(message: OutboxMessage) -> bool:
+    """Whether as_sent() gives the bytes the server got: stored, or built from a fixed
+    Date and Message-ID. Not for mails with files queued before their Date was fixed."""
+    return (
+        not attaches_files(message)
+        or any(name.lower() == "date" for name in message.headers)
+        or bool(message.raw_message)
+    )
+
+
+def built(message: OutboxMessage, attachments: Iterable[OutboxAttachment]) -> bytes:
+    """The bytes of a mail enqueue() did not build: the same on every call."""
+    return render(build_email(message, attachments=attachments), seed=message.message_id)
 
 
 # Writing a mail directly ------------------------------------------------------------------
@@ -287,14 +328,14 @@ def written(message: OutboxMessage, *, date: datetime) -> bytes | None:
 
 
 def as_sent(message: OutboxMessage) -> bytes:
-    """The mail as it goes to the server: the bytes enqueue() built, or for a mail with
-    file attachments the same build the engine makes when it sends it.
-    Raises UnbuildableMessage when an attachment file is gone."""
+    """The mail as the server got it: the bytes enqueue() built, or for a mail with file
+    attachments the same build the engine makes when it sends it, ending in a line break
+    as SMTP's DATA ends them. Raises UnbuildableMessage when an attachment file is gone."""
     data = bytes(message.raw_message)
-    if data:
-        return data
-    attachments = message.attachments.order_by("id") if attaches_files(message) else ()
-    return render(build_email(message, attachments=attachments))
+    if not data:
+        attachments = message.attachments.order_by("id") if attaches_files(message) else ()
+        data = built(message, attachments)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 def envelope(message: OutboxMessage) -> tuple[str, list[str]]:

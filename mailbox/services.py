@@ -419,6 +419,12 @@ class _Batch:
         configuration = mail.smtp_configuration or self.default_configuration()
         if configuration is None:
             errors["smtp_configuration"] = [_("There is no SMTP configuration to send through.")]
+        elif not configuration.is_active:
+            # Deactivated: no new mail; what is queued already still goes out (delivery).
+            errors["smtp_configuration"] = [
+                _("The SMTP configuration %(name)s is deactivated; choose another one.")
+                % {"name": configuration.name}
+            ]
         from_email = (
             mail.from_email
             or (configuration.from_email if configuration else "")
@@ -716,6 +722,7 @@ def message_resend(*, message: OutboxMessage) -> None:
         attempt_count=0,
         next_attempt_at=now,
         error_message="",
+        error_text={},
         sent_at=None,
         lease_expires_at=None,
         claimed_by="",

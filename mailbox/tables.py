@@ -13,6 +13,7 @@ from calmail.common.tables import (
     RowMenuColumn,
     SelectionColumn,
 )
+from inventory.models import DueFilter
 from mailbox.models import DeliveryAttempt, OutboxMessage, Status, sort_prefix
 from mailbox.transitions import REFUSALS
 
@@ -43,20 +44,46 @@ def mail_action_label(message) -> str:
     return message.source_label or str(message.get_source_display())
 
 
+# The keys the sections write into a mail's parameters (templates_app.services.render_mail,
+# compose.services), in the order they are shown; other keys show as "key: value".
+PARAMETER_LABELS = {
+    "template": _("Template"),
+    "language": _("Language"),
+    "report": _("Report"),
+    "filter": _("Filter"),
+    "due_window_days": _("Due window (days)"),
+    "rows": _("Report rows"),
+    "report_scope": _("Report scope"),
+    "scope": _("Scope key"),
+    "compose_batch": _("Compose batch"),
+}
+PARAMETER_VALUES = {"filter": dict(DueFilter.choices)}
+
+
+def _parameter_value(key, value) -> str:
+    if isinstance(value, str):
+        return str(PARAMETER_VALUES.get(key, {}).get(value, value))
+    return json.dumps(value, ensure_ascii=False)
+
+
 def parameters_text(parameters) -> str:
-    """Compact one-line form of the parameters: `key=value, key=value`."""
-    if isinstance(parameters, dict):
-        return ", ".join(
-            f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
-            for key, value in parameters.items()
-        )
-    return json.dumps(parameters, ensure_ascii=False)
+    """The parameters in words: "Template: Kalibrier-Erinnerung · Language: de"."""
+    if not isinstance(parameters, dict):
+        return json.dumps(parameters, ensure_ascii=False)
+    known = [key for key in PARAMETER_LABELS if key in parameters]
+    others = [key for key in parameters if key not in PARAMETER_LABELS]
+    return " · ".join(
+        f"{PARAMETER_LABELS.get(key, key)}: {_parameter_value(key, parameters[key])}"
+        for key in known + others
+    )
 
 
 def _truncated(text: str):
+    """A long text cut in the cell; the whole of it on hover (title)."""
     short = Truncator(text).chars(CELL_CHARS)
     if short == text:
-        return text
+        # Still a title: the cell's width may cut a short text too.
+        return format_html('<span class="d-inline-block truncate" title="{}">{}</span>', text, text)
     return format_html(
         '<span class="d-inline-block truncate" title="{}" data-bs-toggle="tooltip">{}</span>',
         text,
@@ -83,7 +110,19 @@ def message_actions(message, user) -> list[MenuItem]:
 
 
 class OutboxTable(CalmailTable):
-    """The 14 columns of 5.6.2, in the order calServer shows them."""
+    """The 14 columns of 5.6.2, in the order calServer shows them; a page shows seven of
+    them until the user chooses (they fit 1,366 px)."""
+
+    default_columns = (
+        "mail_action",
+        "recipient",
+        "attachment_count",
+        "status",
+        "sent_at",
+        "error_message",
+        "content",
+    )
+    filter_columns = {"source": "mail_action", "source_label": "mail_action", "subject": "content"}
 
     selection = SelectionColumn()
     mail_action = tables.Column(
@@ -100,7 +139,7 @@ class OutboxTable(CalmailTable):
     )
     export_type = tables.Column(verbose_name=_("Export type"), empty_values=())
     parameters = tables.Column(verbose_name=_("Parameters"))
-    attachment_type = tables.Column(verbose_name=_("Attachment type"))
+    attachment_type = tables.Column(verbose_name=_("Attachment type"), empty_values=())
     exported_attachments = tables.Column(
         verbose_name=_("Exported attachments"), attrs={"td": {"class": "text-end"}}
     )
@@ -137,7 +176,7 @@ class OutboxTable(CalmailTable):
         order_by = ("-created_at",)
 
     def render_mail_action(self, record):
-        return mail_action_label(record)
+        return _truncated(str(mail_action_label(record)))
 
     def value_mail_action(self, record):
         return mail_action_label(record)
@@ -148,8 +187,21 @@ class OutboxTable(CalmailTable):
     def value_recipient(self, value):
         return value
 
+    def render_recipient_owner(self, value):
+        return _truncated(value)
+
+    def value_recipient_owner(self, value):
+        return value
+
+    def render_attachment_type(self, record):
+        # A mail without attachments has none: its stored type is only the default.
+        return record.get_attachment_type_display() if record.attachment_count else "—"
+
+    def value_attachment_type(self, record):
+        return str(record.get_attachment_type_display()) if record.attachment_count else ""
+
     def render_parameters(self, value):
-        return format_html("<code>{}</code>", _truncated(parameters_text(value)))
+        return format_html('<span class="parameters">{}</span>', _truncated(parameters_text(value)))
 
     def value_parameters(self, value):
         # Exports carry the exact JSON, so a spreadsheet round trip loses nothing.
@@ -161,18 +213,20 @@ class OutboxTable(CalmailTable):
     def value_status(self, record):
         return str(record.get_status_display())
 
-    def render_error_message(self, value):
-        return _truncated(value)
+    # In the reader's language (error_text); the filter and sort use the stored text.
+    def render_error_message(self, record):
+        return _truncated(record.error_shown)
 
-    def value_error_message(self, value):
-        return value
+    def value_error_message(self, record):
+        return record.error_shown
 
     def render_content(self, record):
+        # The subject, cut, as the link to the message content (the detail page).
         return format_html(
-            '<a href="{}" title="{}">{}</a>',
+            '<a class="d-inline-block truncate" href="{}" title="{}">{}</a>',
             reverse("mailbox:detail", args=[record.pk]),
             record.subject,
-            _("show"),
+            Truncator(record.subject).chars(CELL_CHARS) or _("show"),
         )
 
     def value_content(self, record):
@@ -215,6 +269,17 @@ class OutboxTable(CalmailTable):
 
 
 class DeliveryAttemptTable(CalmailTable):
+    default_columns = (
+        "started_at",
+        "mail",
+        "recipient",
+        "smtp_configuration",
+        "outcome",
+        "reply_code",
+        "reply_text",
+    )
+    filter_columns = {"message": "mail"}
+
     started_at = LocalDateTimeColumn(verbose_name=_("Time"))
     mail = tables.Column(
         verbose_name=_("Mail"), accessor="message__subject", order_by=("message__subject",)

@@ -110,9 +110,14 @@ def sweep() -> dict:
 
 
 @shared_task(name="mailbox.purge", ignore_result=True)
-def purge() -> int:
-    """Daily (Celery beat): delete finished outbox mail past its retention; returns how
-    many mails were deleted."""
-    deleted = retention.purge_outbox()
-    logger.info("Retention: %s outbox mails deleted", deleted)
-    return deleted
+def purge() -> dict:
+    """Daily (Celery beat): delete the content of finished mail past
+    CALMAIL_OUTBOX_RETENTION_DAYS and whole records past CALMAIL_RECORD_RETENTION_YEARS;
+    returns how many of each."""
+    result = retention.purge_outbox()
+    logger.info(
+        "Retention: content of %s outbox mails deleted, %s records deleted",
+        result.contents,
+        result.records,
+    )
+    return result.as_dict()

@@ -55,6 +55,12 @@ def check_transition(current: str, target: str) -> None:
 
 def resend_refusal(message: OutboxMessage) -> str | None:
     """Why the mail cannot be sent again; None if it can."""
+    if message.content_purged_at is not None:
+        # Its bodies and files are gone (mailbox.retention): a resend would send an empty mail.
+        return _(
+            "The content of this mail was deleted after the retention period; it cannot be "
+            "sent again."
+        )
     if message.status not in RESENDABLE:
         return _(
             "Only sent, failed or cancelled mails can be sent again; this one is %(status)s."

@@ -208,6 +208,8 @@ class OutboxDetailView(MessageMixin, DetailView):
                     else message.from_email
                 ),
                 extra_headers=sorted((message.headers or {}).items()),
+                content_retention_days=settings.CALMAIL_OUTBOX_RETENTION_DAYS,
+                raw_reproducible=mime.reproducible(message),
             )
         )
         return context
@@ -238,6 +240,22 @@ class OutboxRawView(MessageMixin, View):
 
     def get(self, request, pk):
         message = self.get_message()
+        if message.content_purged_at is not None:
+            # Rebuilt from the emptied bodies it would not be the mail that was sent.
+            messages.error(
+                request, _("The content of this mail was deleted after the retention period.")
+            )
+            return redirect("mailbox:detail", pk=message.pk)
+        if not mime.reproducible(message):
+            # Built again now, its Date and boundaries would differ from what was sent.
+            messages.error(
+                request,
+                _(
+                    "This mail was queued before its attachments could be rebuilt exactly; "
+                    "it cannot be downloaded as sent."
+                ),
+            )
+            return redirect("mailbox:detail", pk=message.pk)
         try:
             data = mime.as_sent(message)
         except mime.UnbuildableMessage as exc:

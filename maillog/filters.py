@@ -2,6 +2,7 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.filters import CalmailFilterSet, DateRangeFilter
@@ -29,7 +30,8 @@ def _object_types(request):
 class ObjectTypeField(django_filters.fields.ModelChoiceField):
     def label_from_instance(self, obj):
         model = obj.model_class()
-        return str(model._meta.verbose_name if model else obj.model).capitalize()
+        # capfirst: "SMTP configuration" keeps its capitals (capitalize() lowered them).
+        return capfirst(model._meta.verbose_name if model else obj.model)
 
 
 class ObjectTypeChoice(django_filters.ModelChoiceFilter):
@@ -61,6 +63,17 @@ class LogEntryFilter(CalmailFilterSet):
     class Meta:
         model = LogEntry
         fields = []
+
+    @property
+    def qs(self):
+        # Sign-ins would drown everything else: shown only when their category is chosen
+        # (also without any filter, when django-filter skips filter_queryset()).
+        if not hasattr(self, "_qs"):
+            queryset = super().qs
+            if not (self.is_bound and self.form.is_valid() and self.form.cleaned_data["category"]):
+                queryset = queryset.exclude(category=Category.SIGN_IN)
+            self._qs = queryset
+        return self._qs
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(search_text__icontains=value)

@@ -12,9 +12,10 @@ from django.urls import NoReverseMatch, reverse
 _LINKS: dict[str, tuple[str, str]] = {
     "mailbox.outboxmessage": ("mailbox:detail", ""),
     "smtpconfig.smtpconfiguration": ("smtpconfig:detail", ""),
-    "templates_app.mailtemplate": ("templates_app:update", ""),
+    # Edit pages only for who may edit (viewers got a 403); the preview is for readers.
+    "templates_app.mailtemplate": ("templates_app:preview", "templates_app.view_mailtemplate"),
     "inventory.distributionlist": ("inventory:distributionlist_detail", ""),
-    "inventory.systemaddress": ("inventory:systemaddress_update", ""),
+    "inventory.systemaddress": ("inventory:systemaddress_update", "inventory.change_systemaddress"),
 }
 
 

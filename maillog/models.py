@@ -8,6 +8,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from maillog.params import shown_params
+
 
 class Level(models.TextChoices):
     DEBUG = "debug", _("debug")
@@ -25,6 +27,8 @@ class Category(models.TextChoices):
     COMPOSE = "compose", _("compose")
     SECURITY = "security", _("security")
     USERS = "users", _("users & teams")
+    # Sign-ins are many and rarely wanted: the Log list hides them unless asked for.
+    SIGN_IN = "sign_in", _("sign-ins")
 
 
 class AuditAction(models.TextChoices):
@@ -38,6 +42,8 @@ def render_message(message: str, params: dict | None) -> str:
     text = gettext(message) if message else ""
     if not params:
         return text
+    # Choice keys as labels, ISO times as local times (maillog.params).
+    params = shown_params(params)
     # A translation (or a stored entry) with a placeholder that does not fit its params
     # must not break the page: fall back to the English text, then to the bare msgid.
     for candidate in (text, message):

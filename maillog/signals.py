@@ -1,4 +1,4 @@
-"""Logins and failed logins (security events)."""
+"""Sign-ins (their own category), failed sign-ins and locks (security events)."""
 
 from axes.signals import user_locked_out
 from django.conf import settings
@@ -11,13 +11,17 @@ from calmail.common.network import masked_network
 from maillog.models import Category, Level, LogEntry
 from maillog.services import log_event
 
+SIGNED_IN_MESSAGE = gettext_noop("%(user)s signed in")
+
 
 @receiver(user_logged_in, dispatch_uid="maillog_login")
 def record_login(sender, request, user, **kwargs):
+    # Its own category, hidden in the Log unless asked for; failed sign-ins and locks
+    # stay security events.
     log_event(
-        category=Category.SECURITY,
+        category=Category.SIGN_IN,
         level=Level.INFO,
-        message=gettext_noop("%(user)s signed in"),
+        message=SIGNED_IN_MESSAGE,
         params={"user": user.get_username()},
         actor=user,
         obj=user,

@@ -1,12 +1,13 @@
-import json
-
 import django_tables2 as tables
-from django.utils.html import format_html
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from calmail.common.tables import CalmailTable, LocalDateTimeColumn
 from maillog.links import object_url
 from maillog.models import Level, LogEntry
+from maillog.params import as_text, shown_param
 
 LEVEL_BADGES = {
     Level.DEBUG: "text-bg-light border",
@@ -16,32 +17,101 @@ LEVEL_BADGES = {
 }
 
 
-def _json_text(value) -> str:
-    if not value:
-        return ""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+# Labels of the detail keys the apps write (maillog.services, signals, accounts, actions).
+DETAIL_LABELS = {
+    "network": _("Network"),
+    "verdict": _("Verdict"),
+    "reply_code": _("Reply code"),
+    "reply_text": _("Reply"),
+    "duration_ms": _("Duration (ms)"),
+    "status": _("Status"),
+    "message_id": _("Message-ID"),
+    "mail_id": _("Mail"),
+    "run_id": _("Run"),
+    "slot": _("Slot"),
+    "slots": _("Slots"),
+    "skipped": _("Skipped"),
+    "error": _("Error"),
+    "recipient": _("Recipient"),
+    "reason": _("Reason"),
+    "cleared_attempts": _("Cleared attempts"),
+}
 
 
-def changes_text(changes) -> str:
-    """`field: old → new; password: changed` for the page and exports."""
-    parts = []
+def detail_rows(details) -> list[tuple[str, str]]:
+    """(label, value) per detail, in the reader's language and time zone."""
+    return [
+        (
+            str(DETAIL_LABELS.get(key) or capfirst(key.replace("_", " "))),
+            as_text(shown_param(key, value)),
+        )
+        for key, value in (details or {}).items()
+    ]
+
+
+def details_text(details) -> str:
+    return "; ".join(f"{label}: {value}" for label, value in detail_rows(details))
+
+
+def _field_label(model, name: str) -> str:
+    try:
+        return str(capfirst(model._meta.get_field(name).verbose_name))
+    except (AttributeError, FieldDoesNotExist):
+        # A field removed since, or no model: its stored name.
+        return name
+
+
+def change_rows(changes, content_type=None) -> list[tuple[str, str, str]]:
+    """(field, before, after) per changed field; a secret has "changed" on both sides."""
+    model = content_type.model_class() if content_type is not None else None
+    rows = []
     for name, change in (changes or {}).items():
         if isinstance(change, list) and len(change) == 2:
-            old, new = (json.dumps(v, ensure_ascii=False) for v in change)
-            parts.append(f"{name}: {old} → {new}")
+            old, new = (as_text(value) for value in change)
+        elif change == "changed":
+            # A secret: neither value, only that it changed.
+            old, new = "•••", str(_("changed"))
         else:
-            parts.append(f"{name}: {_('changed') if change == 'changed' else change}")
-    return "; ".join(parts)
+            old, new = "—", as_text(change)
+        rows.append((_field_label(model, name), old, new))
+    return rows
+
+
+def changes_text(changes, content_type=None) -> str:
+    """`field: old → new; password: changed` for exports."""
+    return "; ".join(
+        f"{field}: {old} → {new}" for field, old, new in change_rows(changes, content_type)
+    )
+
+
+def _small_table(headers, rows, testid: str):
+    head = format_html_join("", '<th scope="col">{}</th>', ((header,) for header in headers))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html(
+        '<table class="table table-sm table-borderless mb-0 small" data-testid="{}">'
+        "<thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
+        testid,
+        head,
+        body,
+    )
 
 
 def object_type_label(content_type) -> str:
     if content_type is None:
         return ""
     model = content_type.model_class()
-    return str(model._meta.verbose_name if model else content_type.model).capitalize()
+    # capfirst: "SMTP configuration" keeps its capitals (capitalize() lowered them).
+    return str(capfirst(model._meta.verbose_name if model else content_type.model))
 
 
 class LogEntryTable(CalmailTable):
+    default_columns = ("time", "level", "category", "actor", "object_type", "object", "message")
+    filter_columns = {"content_type": "object_type", "object_id": "object"}
+
     time = LocalDateTimeColumn(verbose_name=_("Time"))
     level = tables.Column(verbose_name=_("Level"))
     category = tables.Column(verbose_name=_("Category"))
@@ -149,14 +219,25 @@ class LogEntryTable(CalmailTable):
     def value_message(self, record):
         return record.rendered()
 
-    def render_changes(self, value):
-        return changes_text(value)
+    def render_changes(self, record):
+        return _small_table(
+            (_("Field"), _("Before"), _("After")),
+            change_rows(record.changes, record.content_type),
+            "changes",
+        )
 
-    def value_changes(self, value):
-        return changes_text(value)
+    def value_changes(self, record):
+        return changes_text(record.changes, record.content_type)
 
     def render_details(self, value):
-        return format_html("<code>{}</code>", _json_text(value))
+        return format_html(
+            '<dl class="row mb-0 small" data-testid="details">{}</dl>',
+            format_html_join(
+                "",
+                '<dt class="col-5 fw-normal text-body-secondary">{}</dt><dd class="col-7 mb-0">{}</dd>',
+                detail_rows(value),
+            ),
+        )
 
     def value_details(self, value):
-        return _json_text(value)
+        return details_text(value)

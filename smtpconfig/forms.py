@@ -307,7 +307,8 @@ class TestMailForm(CrispyFormMixin, forms.Form):
 
 
 class DeleteForm(forms.Form):
-    """Asks for the successor when the default configuration is deleted."""
+    """Asks for the successor when the default configuration is deleted or deactivated:
+    an active configuration."""
 
     successor = forms.ModelChoiceField(
         label=_("New default configuration"),
@@ -317,4 +318,6 @@ class DeleteForm(forms.Form):
 
     def __init__(self, *args, configuration: SmtpConfiguration, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["successor"].queryset = SmtpConfiguration.objects.exclude(pk=configuration.pk)
+        self.fields["successor"].queryset = SmtpConfiguration.objects.filter(
+            is_active=True
+        ).exclude(pk=configuration.pk)

@@ -46,6 +46,16 @@ class SmtpConfiguration(models.Model):
             "Used for every mail that does not name a configuration. Exactly one is the default."
         ),
     )
+    # A deactivated configuration takes no new mail (mailbox.services refuses it) but keeps
+    # its history: one that has sent mail can never be deleted.
+    is_active = models.BooleanField(
+        _("active"),
+        default=True,
+        help_text=_(
+            "Deactivated: no new mail may use it; mails already queued for it are still "
+            "delivered, and its sent mails stay."
+        ),
+    )
     mailer = models.CharField(
         _("mailer"), max_length=10, choices=Mailer.choices, default=Mailer.SMTP
     )
@@ -166,6 +176,11 @@ class SmtpConfiguration(models.Model):
                 fields=["is_default"],
                 condition=Q(is_default=True),
                 name="smtpconfig_single_default",
+            ),
+            # Mails that name no configuration go through the default: it must take them.
+            models.CheckConstraint(
+                condition=Q(is_default=False) | Q(is_active=True),
+                name="smtpconfig_default_is_active",
             ),
             models.CheckConstraint(
                 condition=Q(port__gte=1, port__lte=65535), name="smtpconfig_port_range"

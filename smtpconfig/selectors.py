@@ -21,3 +21,8 @@ def smtp_configuration_list(*, user: User | AnonymousUser) -> QuerySet[SmtpConfi
 
 def smtp_configuration_default() -> SmtpConfiguration | None:
     return SmtpConfiguration.objects.filter(is_default=True).first()
+
+
+def active_configurations() -> QuerySet[SmtpConfiguration]:
+    """What forms offer for new mail: deactivated configurations take none."""
+    return SmtpConfiguration.objects.filter(is_active=True)

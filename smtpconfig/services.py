@@ -1,8 +1,12 @@
 """Writes to SMTP configurations. Views, commands and tasks go through these."""
 
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import ProtectedError
+from django.db import models, transaction
+from django.db.models import ProtectedError, QuerySet
+from django.utils.formats import number_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from maillog.models import AuditAction
@@ -125,6 +129,13 @@ def smtp_configuration_set_default(*, configuration: SmtpConfiguration) -> None:
     """Make configuration the one default. Atomic: there is never a moment with two defaults,
     and the unique constraint on the flag refuses any writer that bypasses this."""
     _lock_configurations()
+    configuration.refresh_from_db(fields=["is_active"])
+    if not configuration.is_active:
+        raise ValidationError(
+            _("%(name)s is deactivated: reactivate it before making it the default.")
+            % {"name": configuration.name},
+            code="inactive",
+        )
     SmtpConfiguration.objects.filter(is_default=True).exclude(pk=configuration.pk).update(
         is_default=False
     )
@@ -171,15 +182,149 @@ def smtp_configuration_duplicate(
     return smtp_configuration_create(values=values)
 
 
+# Counting what refers to a configuration stops here: the page says "10,000 or more".
+USAGE_COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What refers to a configuration: a kind of object (its plural name) and how many."""
+
+    label: str
+    count: int
+    capped: bool = False
+    url: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.count_text}"
+
+    @property
+    def count_text(self) -> str:
+        text = number_format(self.count, force_grouping=True)
+        return _("%(count)s or more") % {"count": text} if self.capped else text
+
+
+def smtp_configuration_usages(configuration: SmtpConfiguration) -> list[Usage]:
+    """What keeps the configuration from being deleted (the references that PROTECT it),
+    found through the model's relations: the sections that use it (actions, the outbox)
+    sit above smtpconfig and are not imported here. Hidden relations (delivery attempts)
+    belong to mails that are counted already."""
+    usages = []
+    for relation in SmtpConfiguration._meta.related_objects:
+        if relation.on_delete is not models.PROTECT or relation.hidden:
+            continue
+        model = relation.related_model
+        rows = model._base_manager.filter(**{relation.field.name: configuration})
+        # A capped count: the outbox may hold millions of this configuration's mails.
+        count = rows.order_by()[:USAGE_COUNT_CAP].count()
+        if count:
+            usages.append(
+                Usage(
+                    label=capfirst(str(model._meta.verbose_name_plural)),
+                    count=count,
+                    capped=count >= USAGE_COUNT_CAP,
+                )
+            )
+    return usages
+
+
+def _successors(configuration: SmtpConfiguration) -> QuerySet[SmtpConfiguration]:
+    return SmtpConfiguration.objects.filter(is_active=True).exclude(pk=configuration.pk)
+
+
+def smtp_configuration_needs_successor(configuration: SmtpConfiguration) -> bool:
+    """Whether taking the configuration out of use (delete, deactivate) must name the new
+    default: it is the default and others exist."""
+    return (
+        configuration.is_default and SmtpConfiguration.objects.exclude(pk=configuration.pk).exists()
+    )
+
+
+def smtp_configuration_delete_refusal(
+    configuration: SmtpConfiguration, usages: list[Usage] | None = None
+) -> str | None:
+    """Why the configuration cannot be deleted (None if it can): mails and actions that
+    refer to it keep it, since a sent mail's record cannot change. `usages` saves the
+    caller that has counted them already a second count."""
+    usages = smtp_configuration_usages(configuration) if usages is None else usages
+    if usages:
+        return _(
+            "%(name)s cannot be deleted: %(what)s refer to it, and mails in the outbox keep "
+            "their configuration for the record."
+        ) % {"name": configuration.name, "what": ", ".join(str(usage) for usage in usages)}
+    if (
+        smtp_configuration_needs_successor(configuration)
+        and not _successors(configuration).exists()
+    ):
+        return _(
+            "%(name)s is the default and every other configuration is deactivated: "
+            "reactivate one first, to become the default."
+        ) % {"name": configuration.name}
+    return None
+
+
+def smtp_configuration_deactivate_refusal(configuration: SmtpConfiguration) -> str | None:
+    """Why the configuration cannot be deactivated (None if it can)."""
+    if not configuration.is_active:
+        return _("%(name)s is already deactivated.") % {"name": configuration.name}
+    if configuration.is_default and not _successors(configuration).exists():
+        return _(
+            "%(name)s is the default and there is no other active configuration to take "
+            "over: create or reactivate one first."
+        ) % {"name": configuration.name}
+    return None
+
+
+@transaction.atomic
+def smtp_configuration_set_active(
+    *,
+    configuration: SmtpConfiguration,
+    active: bool,
+    successor: SmtpConfiguration | None = None,
+) -> None:
+    """Deactivate (no new mail may use it; queued mails still go out, history stays) or
+    reactivate a configuration. The default is deactivated only with an active
+    `successor`, which becomes the default first."""
+    _lock_configurations()
+    configuration.refresh_from_db(fields=["is_active", "is_default"])
+    if configuration.is_active == active:
+        return
+    if not active:
+        refusal = smtp_configuration_deactivate_refusal(configuration)
+        if refusal:
+            raise ValidationError(refusal, code="refused")
+        if configuration.is_default:
+            if successor is None or successor.pk == configuration.pk:
+                raise ValidationError(
+                    _(
+                        "%(name)s is the default configuration. Choose which configuration "
+                        "becomes the default."
+                    )
+                    % {"name": configuration.name},
+                    code="successor",
+                )
+            smtp_configuration_set_default(configuration=successor)
+            configuration.is_default = False
+    configuration.is_active = active
+    configuration.save(update_fields=["is_active", "updated_at"])
+    log_audit(
+        action=AuditAction.UPDATED, obj=configuration, changes={"is_active": [not active, active]}
+    )
+
+
 @transaction.atomic
 def smtp_configuration_delete(
     *, configuration: SmtpConfiguration, successor: SmtpConfiguration | None = None
 ) -> None:
-    """Delete a configuration. Deleting the default needs a successor when others exist;
-    a configuration still referenced (PROTECT) is refused with the reason."""
-    others = SmtpConfiguration.objects.exclude(pk=configuration.pk)
-    needs_successor = configuration.is_default and others.exists()
-    if needs_successor and (successor is None or successor.pk == configuration.pk):
+    """Delete a configuration. Deleting the default needs an active successor when others
+    exist; a configuration still referenced (PROTECT) is refused with the reason."""
+    refusal = smtp_configuration_delete_refusal(configuration)
+    if refusal:
+        raise ValidationError(refusal, code="in_use")
+    needs_successor = smtp_configuration_needs_successor(configuration)
+    if needs_successor and (
+        successor is None or successor.pk == configuration.pk or not successor.is_active
+    ):
         raise ValidationError(
             _(
                 "%(name)s is the default configuration. Choose which configuration becomes the default."

@@ -34,10 +34,8 @@ class SmtpConfigurationTable(CalmailTable):
     host = tables.Column(verbose_name=_("Host"))
     id = tables.Column(verbose_name=_("ID"))
     mailer = tables.Column(verbose_name=_("Mailer"))
-    name = tables.Column(
-        verbose_name=_("Name"),
-        linkify=lambda record: reverse("smtpconfig:detail", args=[record.pk]),
-    )
+    # Linked to the detail page in render_name (with a "deactivated" badge).
+    name = tables.Column(verbose_name=_("Name"))
     password = tables.Column(verbose_name=_("Password"), empty_values=(), accessor="pk")
     port = tables.Column(verbose_name=_("Port"))
     sendmail_path = tables.Column(verbose_name=_("Sendmail"))
@@ -67,6 +65,19 @@ class SmtpConfigurationTable(CalmailTable):
             "actions",
         )
         order_by = ("name",)
+
+    def render_name(self, record, value):
+        link = format_html(
+            '<a href="{}">{}</a>', reverse("smtpconfig:detail", args=[record.pk]), value
+        )
+        if record.is_active:
+            return link
+        return format_html(
+            '{} <span class="badge text-bg-secondary">{}</span>', link, _("deactivated")
+        )
+
+    def value_name(self, value):
+        return value
 
     def render_password(self, record):
         if not record.has_password:
@@ -148,12 +159,33 @@ class SmtpConfigurationTable(CalmailTable):
             items.append(
                 MenuItem(_("Duplicate"), reverse("smtpconfig:duplicate", args=[record.pk]), "copy")
             )
-        if user.has_perm("smtpconfig.change_smtpconfiguration") and not record.is_default:
+        if (
+            user.has_perm("smtpconfig.change_smtpconfiguration")
+            and not record.is_default
+            and record.is_active
+        ):
             items.append(
                 MenuItem(
                     _("Make default"), reverse("smtpconfig:set_default", args=[record.pk]), "star"
                 )
             )
+        if user.has_perm("smtpconfig.change_smtpconfiguration"):
+            if record.is_active:
+                items.append(
+                    MenuItem(
+                        _("Deactivate"),
+                        reverse("smtpconfig:deactivate", args=[record.pk]),
+                        "pause-circle",
+                    )
+                )
+            else:
+                items.append(
+                    MenuItem(
+                        _("Reactivate"),
+                        reverse("smtpconfig:reactivate", args=[record.pk]),
+                        "play-circle",
+                    )
+                )
         if user.has_perm("smtpconfig.test_smtpconfiguration"):
             items.append(
                 MenuItem(_("Test connection"), reverse("smtpconfig:test", args=[record.pk]), "plug")

@@ -14,5 +14,15 @@ urlpatterns = [
     path("<int:pk>/default/", views.SmtpConfigurationSetDefaultView.as_view(), name="set_default"),
     path("<int:pk>/test/", views.SmtpConfigurationTestView.as_view(), name="test"),
     path("<int:pk>/test-mail/", views.SmtpConfigurationTestMailView.as_view(), name="test_mail"),
+    path(
+        "<int:pk>/deactivate/",
+        views.SmtpConfigurationActivationView.as_view(active=False),
+        name="deactivate",
+    ),
+    path(
+        "<int:pk>/reactivate/",
+        views.SmtpConfigurationActivationView.as_view(active=True),
+        name="reactivate",
+    ),
     path("<int:pk>/delete/", views.SmtpConfigurationDeleteView.as_view(), name="delete"),
 ]

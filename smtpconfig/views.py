@@ -40,6 +40,11 @@ LIST_TITLE = gettext_lazy("SMTP configurations")
 def _bulk_delete_refusal(configuration):
     if configuration.is_default and SmtpConfiguration.objects.count() > 1:
         return _("it is the default; delete it on its own page, where you choose the new default.")
+    usages = services.smtp_configuration_usages(configuration)
+    if usages:
+        return _("%(what)s refer to it; deactivate it instead.") % {
+            "what": ", ".join(str(usage) for usage in usages)
+        }
     return None
 
 
@@ -174,19 +179,32 @@ class SmtpConfigurationDuplicateView(ConfigurationMixin, SectionDuplicateView):
 class SmtpConfigurationSetDefaultView(ConfigurationMixin, View):
     permission_required = "smtpconfig.change_smtpconfiguration"
 
-    def get(self, request, pk):
-        configuration = self.get_configuration()
+    def render_page(self, configuration, refusal=None):
         return self.render_confirm_page(
             title=_("Make %(name)s the default") % {"name": configuration.name},
             question=_("Mails that name no configuration will be sent through %(name)s.")
             % {"name": configuration.name},
+            refusal=refusal,
+            blocked=bool(refusal),
             confirm_label=_("Make default"),
             cancel_url=reverse("smtpconfig:list"),
         )
 
+    def get(self, request, pk):
+        configuration = self.get_configuration()
+        refusal = None
+        if not configuration.is_active:
+            refusal = _("%(name)s is deactivated: reactivate it before making it the default.") % {
+                "name": configuration.name
+            }
+        return self.render_page(configuration, refusal)
+
     def post(self, request, pk):
         configuration = self.get_configuration()
-        services.smtp_configuration_set_default(configuration=configuration)
+        try:
+            services.smtp_configuration_set_default(configuration=configuration)
+        except ValidationError as exc:
+            return self.render_page(configuration, refusal=" ".join(exc.messages))
         messages.success(
             request, _("%(name)s is now the default configuration.") % {"name": configuration.name}
         )
@@ -194,18 +212,32 @@ class SmtpConfigurationSetDefaultView(ConfigurationMixin, View):
 
 
 class SmtpConfigurationDeleteView(ConfigurationMixin, View):
+    """Delete page. A configuration that anything refers to (sent mails above all) is
+    refused up front, without the button, and offers to deactivate it instead."""
+
     permission_required = "smtpconfig.delete_smtpconfiguration"
 
-    def needs_successor(self, configuration) -> bool:
-        return (
-            configuration.is_default
-            and SmtpConfiguration.objects.exclude(pk=configuration.pk).exists()
-        )
-
-    def render_page(self, configuration, form=None, refusal=None):
+    def render_page(self, configuration, form=None, refusal=None, usages=()):
         explanation = None
         if form is not None:
             explanation = _("It is the default configuration: choose which one takes over.")
+        alternative = None
+        if (
+            refusal
+            and usages
+            and configuration.is_active
+            and self.request.user.has_perm("smtpconfig.change_smtpconfiguration")
+        ):
+            alternative = {
+                "url": reverse("smtpconfig:deactivate", args=[configuration.pk]),
+                "label": _("Deactivate instead"),
+                "text": _(
+                    "Deactivate it instead: no new mail can use it, mails already queued "
+                    "for it are still delivered, and its history stays."
+                ),
+            }
+        elif refusal and usages and not configuration.is_active:
+            alternative = {"text": _("It is deactivated already: no new mail can use it.")}
         return self.render_confirm_page(
             title=_("Delete %(name)s") % {"name": configuration.name},
             question=_("Delete the SMTP configuration %(name)s? This cannot be undone.")
@@ -213,23 +245,42 @@ class SmtpConfigurationDeleteView(ConfigurationMixin, View):
             explanation=explanation,
             form=form,
             refusal=refusal,
+            refusal_links=usages,
+            blocked=bool(refusal),
+            alternative=alternative,
             danger=True,
             confirm_label=_("Delete"),
             cancel_url=reverse("smtpconfig:list"),
         )
 
+    def refused_page(self, configuration):
+        """The page of a refusal, or None when the configuration may be deleted."""
+        usages = services.smtp_configuration_usages(configuration)
+        refusal = services.smtp_configuration_delete_refusal(configuration, usages)
+        if refusal is None:
+            return None
+        return self.render_page(configuration, refusal=refusal, usages=usages)
+
     def get(self, request, pk):
         configuration = self.get_configuration()
+        refused = self.refused_page(configuration)
+        if refused is not None:
+            return refused
         form = (
-            DeleteForm(configuration=configuration) if self.needs_successor(configuration) else None
+            DeleteForm(configuration=configuration)
+            if services.smtp_configuration_needs_successor(configuration)
+            else None
         )
         return self.render_page(configuration, form)
 
     def post(self, request, pk):
         configuration = self.get_configuration()
+        refused = self.refused_page(configuration)
+        if refused is not None:
+            return refused
         successor = None
         form = None
-        if self.needs_successor(configuration):
+        if services.smtp_configuration_needs_successor(configuration):
             form = DeleteForm(request.POST, configuration=configuration)
             if not form.is_valid():
                 return self.render_page(configuration, form)
@@ -241,6 +292,86 @@ class SmtpConfigurationDeleteView(ConfigurationMixin, View):
             return self.render_page(configuration, form, refusal=" ".join(exc.messages))
         messages.success(request, _("%(name)s deleted.") % {"name": name})
         return redirect("smtpconfig:list")
+
+
+class SmtpConfigurationActivationView(ConfigurationMixin, View):
+    """Deactivate (`active = False`) or reactivate a configuration: GET asks, POST does
+    it. Deactivating the default asks which active configuration takes over."""
+
+    permission_required = "smtpconfig.change_smtpconfiguration"
+    active = False
+
+    def refusal(self, configuration) -> str | None:
+        if self.active:
+            if configuration.is_active:
+                return _("%(name)s is already active.") % {"name": configuration.name}
+            return None
+        return services.smtp_configuration_deactivate_refusal(configuration)
+
+    def successor_form(self, configuration, data=None):
+        if self.active or not configuration.is_default:
+            return None
+        return DeleteForm(data, configuration=configuration)
+
+    def render_page(self, configuration, form=None, refusal=None):
+        name = {"name": configuration.name}
+        if self.active:
+            title = _("Reactivate %(name)s") % name
+            question = _("Reactivate %(name)s? New mails and actions can use it again.") % name
+            explanation = None
+        else:
+            title = _("Deactivate %(name)s") % name
+            question = _("Deactivate the SMTP configuration %(name)s?") % name
+            explanation = _(
+                "No new mail can use it: forms no longer offer it, and actions that still "
+                "name it cannot queue mail until they use another configuration. Mails "
+                "already queued for it are still delivered; its sent mails and log entries "
+                "stay. You can reactivate it at any time."
+            )
+            if form is not None:
+                explanation = " ".join(
+                    [str(explanation), _("It is the default: choose which one takes over.")]
+                )
+        usages = [] if self.active else services.smtp_configuration_usages(configuration)
+        return self.render_confirm_page(
+            title=title,
+            question=question,
+            explanation=explanation,
+            form=form,
+            refusal=refusal,
+            blocked=bool(refusal),
+            # What still refers to it, so the admin sees which actions to move.
+            usages=usages,
+            danger=not self.active,
+            confirm_label=_("Reactivate") if self.active else _("Deactivate"),
+            cancel_url=reverse("smtpconfig:detail", args=[configuration.pk]),
+        )
+
+    def get(self, request, pk):
+        configuration = self.get_configuration()
+        refusal = self.refusal(configuration)
+        form = None if refusal else self.successor_form(configuration)
+        return self.render_page(configuration, form, refusal)
+
+    def post(self, request, pk):
+        configuration = self.get_configuration()
+        refusal = self.refusal(configuration)
+        if refusal:
+            return self.render_page(configuration, refusal=refusal)
+        form = self.successor_form(configuration, request.POST)
+        if form is not None and not form.is_valid():
+            return self.render_page(configuration, form)
+        try:
+            services.smtp_configuration_set_active(
+                configuration=configuration,
+                active=self.active,
+                successor=form.cleaned_data["successor"] if form is not None else None,
+            )
+        except ValidationError as exc:
+            return self.render_page(configuration, form, refusal=" ".join(exc.messages))
+        done = _("%(name)s reactivated.") if self.active else _("%(name)s deactivated.")
+        messages.success(request, done % {"name": configuration.name})
+        return redirect("smtpconfig:detail", pk=configuration.pk)
 
 
 class _TransportCheckView(ConfigurationMixin, View):

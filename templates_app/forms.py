@@ -3,6 +3,7 @@ from functools import partial
 from crispy_forms.bootstrap import Tab, TabHolder
 from crispy_forms.layout import Div, Fieldset, Layout
 from django import forms
+from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -17,7 +18,13 @@ from inventory.selectors import owner_group_choices
 from templates_app.models import MailTemplate
 from templates_app.placeholders import placeholder_help
 from templates_app.reports import report_choices
-from templates_app.services import EDITABLE_FIELDS, LANGUAGES, TEXT_FIELDS, texts_of
+from templates_app.services import (
+    EDITABLE_FIELDS,
+    LANGUAGES,
+    TEXT_FIELDS,
+    texts_of,
+    validate_texts,
+)
 
 # What an empty owner group means (templates_app.selectors), for administrators.
 EMPTY_OWNER_HELP = _(
@@ -157,6 +164,22 @@ class MailTemplateForm(CrispyFormMixin, forms.ModelForm):
                 css_class="row",
             )
         )
+
+    def clean(self):
+        cleaned_data = super().clean()
+        # The service checks the texts again on save; checked here too, their errors come
+        # in the same round as those of the other fields, not only once those are fixed.
+        try:
+            validate_texts(
+                template_type=cleaned_data.get("template_type") or "",
+                default_language=cleaned_data.get("default_language") or "",
+                translations=self.translations(),
+            )
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                for message in messages:
+                    self.add_error(field, message)
+        return cleaned_data
 
     def service_values(self) -> dict:
         return {name: self.cleaned_data[name] for name in EDITABLE_FIELDS}

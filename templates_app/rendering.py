@@ -54,7 +54,7 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import FilterExpression, Node, Variable, VariableNode
+from django.template.base import FilterExpression, Node, TokenType, Variable, VariableNode
 from django.template.defaulttags import (
     CycleNode,
     FilterNode,
@@ -67,6 +67,7 @@ from django.template.defaulttags import (
 )
 from django.utils.functional import Promise
 from django.utils.html import conditional_escape
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 
 # --- size limits ---------------------------------------------------------------------------
@@ -87,6 +88,10 @@ class _TooLarge(Exception):
         super().__init__(message)
         self.message = message
         self.line = line
+
+
+class ExplainedSyntaxError(TemplateSyntaxError):
+    """A syntax error whose message is ours already (translated, without the line)."""
 
 
 @dataclass
@@ -389,7 +394,7 @@ def do_now(parser, token):
     try:
         _check_format("now", node.format_string)
     except _TooLarge as exc:
-        raise TemplateSyntaxError(exc.message) from None
+        raise ExplainedSyntaxError(exc.message) from None
     return node
 
 
@@ -544,8 +549,20 @@ def render_text(source: str, data: Mapping) -> str:
 # --- checking on save ----------------------------------------------------------------------
 
 _BUILTIN_NAMES = frozenset({"True", "False", "None"})
-_INVALID_TAG = re.compile(r"Invalid block tag on line (\d+): '([^']+)'(, expected (.+?)\.)?")
-_INVALID_FILTER = re.compile(r"Invalid filter: '([^']+)'")
+# Django's syntax errors are English (partly translated: "or"); each kind it raises is
+# matched here and said again in the reader's language, with the line.
+_UNCLOSED = re.compile(r"^Unclosed tag on line \d+: '([^']+)'\. Looking for one of: (.+)\.$")
+_INVALID_TAG = re.compile(r"^Invalid block tag on line \d+: '([^']+)'(, expected (.+?))?\. Did you")
+_INVALID_FILTER = re.compile(r"^Invalid filter: '([^']+)'")
+_ARGUMENT_COUNT = re.compile(r"^(\w+) requires (\d+) arguments, (\d+) provided")
+_BAD_VARIABLE = (
+    "Could not parse the remainder",
+    "Could not parse some characters",
+    "Could not find variable",
+)
+_BAD_CONDITION = ("in if tag", "at end of if expression")
+# Tags that close or continue a block: outside their block they are misplaced, not unknown.
+_CONTINUING_TAGS = frozenset({"else", "elif", "empty"})
 _ON_LINE = re.compile(r"on line (\d+)")
 
 
@@ -557,21 +574,44 @@ def _line_of(exc: TemplateSyntaxError) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _tag_list(names) -> str:
+    return get_text_list([f"{{% {name} %}}" for name in names], _("or"))
+
+
 def explain_syntax_error(exc: TemplateSyntaxError) -> str:
     """A translated message with the line number for a template syntax error."""
     line = _line_of(exc) or 1
     text = str(exc)
-    match = _INVALID_TAG.search(text)
-    if match and match.group(3):
-        return _("Line %(line)s: {%% %(tag)s %%} found where %(expected)s was expected.") % {
-            "line": line,
-            "tag": match.group(2),
-            "expected": match.group(4),
-        }
+    token = getattr(exc, "token", None)
+    contents = getattr(token, "contents", "") or ""
+    if isinstance(exc, ExplainedSyntaxError):
+        return _("Line %(line)s: %(error)s") % {"line": line, "error": text}
+    match = _UNCLOSED.search(text)
     if match:
-        return _("Line %(line)s: the tag {%% %(tag)s %%} is not available in templates.") % {
+        ends = [name.strip() for name in match.group(2).split(",")]
+        closing = [name for name in ends if name.startswith("end")] or ends[-1:]
+        return _("Line %(line)s: {%% %(tag)s %%} is not closed: %(end)s is missing.") % {
             "line": line,
-            "tag": match.group(2),
+            "tag": match.group(1),
+            "end": _tag_list(closing),
+        }
+    match = _INVALID_TAG.search(text)
+    if match:
+        tag = match.group(1)
+        if not (tag.startswith("end") or tag in _CONTINUING_TAGS):
+            return _("Line %(line)s: the tag {%% %(tag)s %%} is not available in templates.") % {
+                "line": line,
+                "tag": tag,
+            }
+        if match.group(3):
+            return _("Line %(line)s: {%% %(tag)s %%} found where %(expected)s was expected.") % {
+                "line": line,
+                "tag": tag,
+                "expected": _tag_list(re.findall(r"'([^']+)'", match.group(3))),
+            }
+        return _("Line %(line)s: {%% %(tag)s %%} has no opening tag before it.") % {
+            "line": line,
+            "tag": tag,
         }
     match = _INVALID_FILTER.search(text)
     if match:
@@ -579,9 +619,49 @@ def explain_syntax_error(exc: TemplateSyntaxError) -> str:
             "line": line,
             "filter": match.group(1),
         }
+    match = _ARGUMENT_COUNT.search(text)
+    if match:
+        name, needed, given = match.group(1), int(match.group(2)), int(match.group(3))
+        if given > needed:
+            return _("Line %(line)s: the filter “%(filter)s” takes no argument.") % {
+                "line": line,
+                "filter": name,
+            }
+        return _(
+            "Line %(line)s: the filter “%(filter)s” needs an argument after a colon (%(filter)s:…)."
+        ) % {"line": line, "filter": name}
     if "may not begin with underscores" in text:
         return _("Line %(line)s: names must not begin with an underscore.") % {"line": line}
-    return _("Line %(line)s: %(error)s") % {"line": line, "error": text}
+    if text.startswith("Empty variable tag"):
+        return _("Line %(line)s: {{ }} is empty; write a placeholder between the braces.") % {
+            "line": line
+        }
+    if text.startswith("Empty block tag"):
+        return _("Line %(line)s: {%% %%} is empty; write a tag between the braces.") % {
+            "line": line
+        }
+    if text.startswith(_BAD_VARIABLE) and token is not None and token.token_type == TokenType.VAR:
+        return _("Line %(line)s: the placeholder {{ %(expression)s }} cannot be read.") % {
+            "line": line,
+            "expression": contents,
+        }
+    if any(part in text for part in _BAD_CONDITION):
+        return _("Line %(line)s: the condition in {%% %(contents)s %%} cannot be read.") % {
+            "line": line,
+            "contents": contents,
+        }
+    if token is not None and token.token_type == TokenType.BLOCK:
+        # Wrong arguments of a tag (for, with, cycle, regroup, …), a bad expression in one.
+        return _("Line %(line)s: the tag {%% %(contents)s %%} is not written correctly.") % {
+            "line": line,
+            "contents": contents,
+        }
+    if token is not None and token.token_type == TokenType.VAR:
+        return _("Line %(line)s: the placeholder {{ %(expression)s }} cannot be read.") % {
+            "line": line,
+            "expression": contents,
+        }
+    return _("Line %(line)s: the template cannot be read here.") % {"line": line}
 
 
 class _PlaceholderChecker:

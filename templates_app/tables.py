@@ -17,6 +17,18 @@ from templates_app.selectors import TemplateRights
 class MailTemplateTable(CalmailTable):
     """The 10 columns of 5.6.3, plus export type, attachment type and owner group."""
 
+    default_columns = (
+        "name",
+        "template_type",
+        "description",
+        "due_filter",
+        "report",
+        "from_email",
+        "export_type",
+        "owner_group",
+    )
+    filter_columns = {"due_window_days": "due_filter"}
+
     selection = SelectionColumn()
     name = tables.Column(
         verbose_name=_("Name"),

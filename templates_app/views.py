@@ -177,7 +177,6 @@ class MailTemplateDuplicateView(TemplateMixin, SectionDuplicateView):
 class MailTemplateDeleteView(TemplateMixin, SectionDeleteView):
     permission_required = DELETE
     question = gettext_lazy("Delete the template %(name)s? This cannot be undone.")
-    block_on_refusal = True
 
     def get_target(self) -> MailTemplate:
         template = self.get_template()

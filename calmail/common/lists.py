@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -18,8 +18,10 @@ from django.views import View
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
+from calmail.common.columns import column_choice_reset, column_choice_save, saved_columns
 from calmail.common.export import EXPORT_FORMATS, csv_response, export_rows, xlsx_response
 from calmail.common.roles import ADMINISTRATOR, ROLE_NAMES
+from calmail.common.tables import table_for_key
 
 NO_TEAM_NOTICE = gettext_lazy("You are not in any team yet — ask an administrator.")
 
@@ -68,6 +70,11 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
 
     def get_table(self, **kwargs):
         table = super().get_table(**kwargs)
+        # The page only: export() builds its own table, which keeps every column.
+        if hasattr(table, "choose_columns"):
+            table.choose_columns(
+                saved_columns(user=self.request.user, table_key=table.column_key())
+            )
         # An empty table says whether nothing exists yet or the filter hides it all; with
         # nothing yet, whoever may create gets the way to the first one.
         if self.filters_active():
@@ -90,6 +97,38 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
             for key, value in self.request.GET.items()
             if key not in {"page", "sort", "per_page"}
         )
+
+    def column_chooser(self, table) -> dict | None:
+        """What the column chooser in the list header offers: each data column, ticked
+        if shown."""
+        if not hasattr(table, "choosable_columns"):
+            return None
+        bound = table.columns.columns
+        return {
+            "url": reverse("common:columns"),
+            "key": table.column_key(),
+            "columns": [
+                {"name": name, "header": bound[name].header, "visible": bound[name].visible}
+                for name in table.choosable_columns()
+            ],
+        }
+
+    def hidden_filtered_columns(self, table) -> list[str]:
+        """The headers of hidden columns that a filter narrows (set in the URL, say), so
+        no row is left out without the page saying why."""
+        filterset = getattr(self, "filterset", None)
+        if filterset is None or not hasattr(table, "hidden_columns"):
+            return []
+        hidden = set(table.hidden_columns())
+        headers = []
+        for name in filterset.filters:
+            column = table.filter_columns.get(name, name)
+            if column not in hidden or not _has_value(filterset.form[name].value()):
+                continue
+            header = str(table.columns.columns[column].header)
+            if header not in headers:
+                headers.append(header)
+        return headers
 
     def create_url(self) -> str | None:
         """The create page's address, if the section has one and the user may add."""
@@ -132,7 +171,20 @@ class CalmailListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
             query_without_page=_query_without(self.request, {"page", "_export"}),
             filters_active=self.filters_active(),
         )
+        table = context.get("table")
+        if table is not None:
+            context.update(
+                column_chooser=self.column_chooser(table),
+                hidden_filtered_columns=self.hidden_filtered_columns(table),
+            )
         return context
+
+
+def _has_value(value) -> bool:
+    # A range filter's value is a pair of inputs; either one set filters.
+    if isinstance(value, list | tuple):
+        return any(_has_value(item) for item in value)
+    return value not in (None, "")
 
 
 def _query_without(request, keys: set[str]) -> str:
@@ -140,6 +192,41 @@ def _query_without(request, keys: set[str]) -> str:
     for key in keys:
         query.pop(key, None)
     return query.urlencode()
+
+
+def _next_url(request, fallback: str) -> str:
+    """The page to go back to, if it is one of ours (no open redirect)."""
+    candidate = request.POST.get("next", "")
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate,
+        allowed_hosts={request.get_host()},
+        require_https=request.is_secure(),
+    ):
+        return candidate
+    return fallback
+
+
+class ColumnChoiceView(View):
+    """POST from a list page's column chooser: remember the ticked columns (or go back to
+    the defaults) for this user and table, then return to the list."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        table = table_for_key(request.POST.get("table", ""))
+        if table is None:
+            raise Http404
+        key = table.column_key()
+        if request.POST.get("reset"):
+            column_choice_reset(user=request.user, table_key=key)
+        else:
+            # Names the table does not have are dropped, not stored.
+            columns = table.known_columns(request.POST.getlist("columns"))
+            if columns:
+                column_choice_save(user=request.user, table_key=key, columns=columns)
+            else:
+                messages.warning(request, _("Choose at least one column."))
+        return HttpResponseRedirect(_next_url(request, reverse("home")))
 
 
 @dataclass(frozen=True)
@@ -232,14 +319,7 @@ class BulkActionView(View):
         return self._back()
 
     def _next_url(self) -> str:
-        candidate = self.request.POST.get("next", "")
-        if candidate and url_has_allowed_host_and_scheme(
-            candidate,
-            allowed_hosts={self.request.get_host()},
-            require_https=self.request.is_secure(),
-        ):
-            return candidate
-        return reverse(self.list_url_name)
+        return _next_url(self.request, reverse(self.list_url_name))
 
     def _back(self):
         return HttpResponseRedirect(self._next_url())

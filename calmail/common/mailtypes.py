@@ -13,10 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Source(models.TextChoices):
+    # What the outbox's "Mail action" column shows for mails no action made: words a
+    # reader understands, not the stored key.
     ACTION = "action", _("mail action")
-    COMPOSE = "compose", _("compose")
-    TEST = "test", _("test")
-    SYSTEM = "system", _("system")
+    COMPOSE = "compose", _("written by hand")
+    TEST = "test", _("test mail")
+    SYSTEM = "system", _("system mail")
 
 
 class AddressType(models.TextChoices):

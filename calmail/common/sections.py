@@ -137,14 +137,13 @@ class SectionDuplicateView(SectionObjectMixin, View):
 
 class SectionDeleteView(SectionObjectMixin, View):
     """Delete one object of a section: GET asks (naming it), POST deletes it through the
-    section's service and returns to the list. A ValidationError from the service (or a
-    `get_refusal` on GET) is shown on the page instead; with `block_on_refusal` the confirm
-    button is then hidden. A section sets `question` (with %(name)s), optionally
+    section's service and returns to the list. A refusal (`get_refusal`, decided on GET
+    already, or a ValidationError from the service) is shown instead of the question,
+    without the delete button. A section sets `question` (with %(name)s), optionally
     `explanation`, and implements `get_target()` and `delete(obj)`."""
 
     question = ""
     explanation = None
-    block_on_refusal = False
 
     def get_target(self):
         raise NotImplementedError
@@ -161,7 +160,7 @@ class SectionDeleteView(SectionObjectMixin, View):
             question=self.question % {"name": obj.name},
             explanation=self.explanation,
             refusal=refusal,
-            blocked=self.block_on_refusal and bool(refusal),
+            blocked=bool(refusal),
             danger=True,
             confirm_label=_("Delete"),
             cancel_url=reverse(self.list_url_name),
@@ -174,6 +173,9 @@ class SectionDeleteView(SectionObjectMixin, View):
     def post(self, request, pk):
         obj = self.get_target()
         name = obj.name
+        refusal = self.get_refusal(obj)
+        if refusal:
+            return self.render_page(obj, refusal)
         try:
             self.delete(obj)
         except ValidationError as exc:

@@ -1,5 +1,6 @@
 """The base table every section's list page uses, and its shared columns."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import django_tables2 as tables
@@ -116,12 +117,69 @@ class YesNoColumn(tables.Column):
         return str(_("yes") if value else _("no"))
 
 
+# Controls, not data: the column chooser neither offers nor hides them.
+FIXED_COLUMN_TYPES = (SelectionColumn, RowMenuColumn)
+# Every table by its key, so the chooser's endpoint can check the column names it is sent.
+_TABLES: dict[str, type["CalmailTable"]] = {}
+
+
+def table_for_key(key: str) -> type["CalmailTable"] | None:
+    return _TABLES.get(key)
+
+
 class CalmailTable(tables.Table):
-    """Base table: Bootstrap look, knows the requesting user for row menus."""
+    """Base table: Bootstrap look, knows the requesting user for row menus.
+
+    A list page shows the columns the user chose (calmail.common.columns), or else
+    `default_columns`; exports always carry every column.
+    """
+
+    # The data columns a page shows until the user chooses; None shows them all.
+    default_columns: tuple[str, ...] | None = None
+    # Filters named otherwise than the column they narrow ({filter name: column name}),
+    # so the page can say that a filter on a hidden column is active.
+    filter_columns: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _TABLES[cls.column_key()] = cls
 
     def __init__(self, *args, user=None, **kwargs):
         self.user = user
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def column_key(cls) -> str:
+        """The name a user's column choice is stored under: "mailbox.OutboxTable"."""
+        return f"{cls.__module__.partition('.')[0]}.{cls.__name__}"
+
+    @classmethod
+    def choosable_columns(cls) -> list[str]:
+        """The data columns, in the table's order."""
+        sequence = [name for name in cls._meta.sequence if name in cls.base_columns]
+        names = sequence + [name for name in cls.base_columns if name not in sequence]
+        return [
+            name for name in names if not isinstance(cls.base_columns[name], FIXED_COLUMN_TYPES)
+        ]
+
+    @classmethod
+    def known_columns(cls, names: Iterable[str]) -> list[str]:
+        """The names that are data columns of this table, in the table's order."""
+        wanted = set(names)
+        return [name for name in cls.choosable_columns() if name in wanted]
+
+    def choose_columns(self, chosen: Iterable[str] | None) -> None:
+        """Hide the data columns not chosen; None (or nothing known) means the defaults."""
+        choosable = self.choosable_columns()
+        visible = set(self.known_columns(chosen or ()))
+        if not visible:
+            visible = set(self.default_columns or choosable)
+        for name in choosable:
+            if name not in visible:
+                self.columns.hide(name)
+
+    def hidden_columns(self) -> list[str]:
+        return [name for name in self.choosable_columns() if not self.columns.columns[name].visible]
 
     def get_row_menu(self, record) -> list[MenuItem]:
         return []

@@ -17,11 +17,11 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
 from calmail.common.crypto import SecretDecryptionError
 from calmail.common.fields import reveal_secret
+from calmail.common.i18n import DeferredText
 from smtpconfig.models import AuthMethod, Mailer, SmtpConfiguration
 from smtpconfig.transport.oauth import (
     OAuthError,
@@ -90,114 +90,172 @@ def describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> 
 
     It quotes the server's reply, so it is redacted like every server text.
     """
-    return redact(_describe_exception(exc, configuration), configuration)
+    return _shown(explain_exception(exc, configuration))
 
 
-def _describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> str:
+def _shown(text: DeferredText) -> str:
+    # An empty hint or description leaves a double space in the sentence.
+    return " ".join(text.render().split())
+
+
+def explain_exception(exc: BaseException, configuration: SmtpConfiguration) -> DeferredText:
+    """describe_exception() as msgid and parameters, to be stored and translated when read
+    (the outbox shows a worker's error in the reader's language). Redacted."""
+    return _describe_exception(exc, configuration).map_params(
+        lambda text: redact(text, configuration)
+    )
+
+
+def _text(msgid: str, params: dict | None = None) -> DeferredText:
+    # Parameters as JSON keeps them (the outbox stores them): exceptions, numbers as text.
+    return DeferredText(
+        msgid,
+        {
+            name: value if isinstance(value, DeferredText | int | str) else str(value)
+            for name, value in (params or {}).items()
+        },
+    )
+
+
+def _describe_exception(exc: BaseException, configuration: SmtpConfiguration) -> DeferredText:
     address = configuration.address
     seconds = configuration.timeout
     if isinstance(exc, SecretDecryptionError):
         if configuration.uses_oauth:
-            return _(
-                "The stored client secret or key cannot be decrypted with the configured keys. "
-                "Enter it again, or restore the key it was encrypted with."
+            return _text(
+                gettext_noop(
+                    "The stored client secret or key cannot be decrypted with the configured "
+                    "keys. Enter it again, or restore the key it was encrypted with."
+                )
             )
-        return _(
-            "The stored password cannot be decrypted with the configured keys. "
-            "Enter the password again, or restore the key it was encrypted with."
+        return _text(
+            gettext_noop(
+                "The stored password cannot be decrypted with the configured keys. "
+                "Enter the password again, or restore the key it was encrypted with."
+            )
         )
     if isinstance(exc, OAuthError):
         return _describe_oauth_error(exc, configuration)
     if isinstance(exc, CaFileError):
-        return str(exc)
+        # Our own English text about a local file, not a msgid: shown as it is.
+        return _text("%(error)s", {"error": str(exc)})
     if isinstance(exc, SendmailTimeout):
-        return _("Timed out after %(seconds)s s") % {"seconds": seconds}
+        return _text(gettext_noop("Timed out after %(seconds)s s"), {"seconds": seconds})
     if isinstance(exc, SendmailError):
         if exc.stderr_line:
-            return _("sendmail failed with exit status %(status)s: %(error)s") % {
-                "status": exc.returncode,
-                "error": exc.stderr_line,
-            }
-        return _("sendmail failed with exit status %(status)s") % {"status": exc.returncode}
+            return _text(
+                gettext_noop("sendmail failed with exit status %(status)s: %(error)s"),
+                {"status": exc.returncode, "error": exc.stderr_line},
+            )
+        return _text(
+            gettext_noop("sendmail failed with exit status %(status)s"), {"status": exc.returncode}
+        )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         reply = format_reply(exc.smtp_code, exc.smtp_error)
         if configuration.uses_oauth:
-            return _("The mail server refused the access token: %(reply)s. %(hint)s") % {
-                "reply": reply,
-                "hint": _TOKEN_REFUSED_HINTS.get(configuration.auth_method, ""),
-            }
+            hint = _TOKEN_REFUSED_HINTS.get(configuration.auth_method, "")
+            return _text(
+                gettext_noop("The mail server refused the access token: %(reply)s. %(hint)s"),
+                {"reply": reply, "hint": _text(hint) if hint else ""},
+            )
         if "5.7.30" in reply or "basic authentication" in reply.lower():
-            return _(
-                "Authentication failed: %(reply)s. Microsoft no longer accepts passwords: "
-                "switch this configuration to OAuth 2.0 (Microsoft 365)."
-            ) % {"reply": reply}
-        return _("Authentication failed: %(reply)s") % {"reply": reply}
+            return _text(
+                gettext_noop(
+                    "Authentication failed: %(reply)s. Microsoft no longer accepts passwords: "
+                    "switch this configuration to OAuth 2.0 (Microsoft 365)."
+                ),
+                {"reply": reply},
+            )
+        return _text(gettext_noop("Authentication failed: %(reply)s"), {"reply": reply})
     if isinstance(exc, smtplib.SMTPConnectError):
-        return _("The server refused the connection: %(reply)s") % {
-            "reply": format_reply(exc.smtp_code, exc.smtp_error)
-        }
+        return _text(
+            gettext_noop("The server refused the connection: %(reply)s"),
+            {"reply": format_reply(exc.smtp_code, exc.smtp_error)},
+        )
     if isinstance(exc, smtplib.SMTPSenderRefused):
-        return _("Sender refused: %(reply)s") % {
-            "reply": format_reply(exc.smtp_code, exc.smtp_error)
-        }
+        return _text(
+            gettext_noop("Sender refused: %(reply)s"),
+            {"reply": format_reply(exc.smtp_code, exc.smtp_error)},
+        )
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, message = next(iter(exc.recipients.values()), (0, b""))
-        return _("Recipient refused: %(reply)s") % {"reply": format_reply(code, message)}
+        return _text(
+            gettext_noop("Recipient refused: %(reply)s"), {"reply": format_reply(code, message)}
+        )
     if isinstance(exc, smtplib.SMTPDataError):
-        return _("Message refused: %(reply)s") % {
-            "reply": format_reply(exc.smtp_code, exc.smtp_error)
-        }
+        return _text(
+            gettext_noop("Message refused: %(reply)s"),
+            {"reply": format_reply(exc.smtp_code, exc.smtp_error)},
+        )
     if isinstance(exc, StartTlsNotOffered):
-        return _("The server does not offer STARTTLS")
+        return _text(gettext_noop("The server does not offer STARTTLS"))
     if isinstance(exc, AuthNotOffered):
-        return _("The server does not offer SMTP AUTH (some servers offer it only after STARTTLS)")
+        return _text(
+            gettext_noop(
+                "The server does not offer SMTP AUTH (some servers offer it only after STARTTLS)"
+            )
+        )
     if isinstance(exc, NoCommonAuthMechanism):
-        return _("The server offers no login method calmail supports (offered: %(mechanisms)s)") % {
-            "mechanisms": exc.offered
-        }
+        return _text(
+            gettext_noop(
+                "The server offers no login method calmail supports (offered: %(mechanisms)s)"
+            ),
+            {"mechanisms": exc.offered},
+        )
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return _("The server closed the connection unexpectedly")
+        return _text(gettext_noop("The server closed the connection unexpectedly"))
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _("The server answered: %(reply)s") % {
-            "reply": format_reply(exc.smtp_code, exc.smtp_error)
-        }
+        return _text(
+            gettext_noop("The server answered: %(reply)s"),
+            {"reply": format_reply(exc.smtp_code, exc.smtp_error)},
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return _("Certificate not trusted: %(reason)s") % {
-            "reason": exc.verify_message or exc.reason or exc
-        }
+        return _text(
+            gettext_noop("Certificate not trusted: %(reason)s"),
+            {"reason": exc.verify_message or exc.reason or exc},
+        )
     if isinstance(exc, ssl.SSLError):
-        return _("TLS handshake failed: %(reason)s") % {"reason": exc.reason or exc}
+        return _text(
+            gettext_noop("TLS handshake failed: %(reason)s"), {"reason": exc.reason or exc}
+        )
     if isinstance(exc, TimeoutError):
-        return _("Timed out after %(seconds)s s") % {"seconds": seconds}
+        return _text(gettext_noop("Timed out after %(seconds)s s"), {"seconds": seconds})
     if isinstance(exc, ConnectionRefusedError):
-        return _("Connection refused by %(address)s") % {"address": address}
+        return _text(gettext_noop("Connection refused by %(address)s"), {"address": address})
     if isinstance(exc, socket.gaierror):
-        return _("Host name could not be resolved: %(host)s") % {"host": configuration.host}
+        return _text(
+            gettext_noop("Host name could not be resolved: %(host)s"), {"host": configuration.host}
+        )
     if configuration.mailer == Mailer.SENDMAIL and isinstance(exc, FileNotFoundError):
-        return _("The sendmail binary %(path)s does not exist") % {
-            "path": configuration.sendmail_path
-        }
+        return _text(
+            gettext_noop("The sendmail binary %(path)s does not exist"),
+            {"path": configuration.sendmail_path},
+        )
     if configuration.mailer == Mailer.SENDMAIL and isinstance(exc, PermissionError):
-        return _("The sendmail binary %(path)s is not executable") % {
-            "path": configuration.sendmail_path
-        }
+        return _text(
+            gettext_noop("The sendmail binary %(path)s is not executable"),
+            {"path": configuration.sendmail_path},
+        )
     if isinstance(exc, OSError) and exc.strerror:
-        return _("Network error with %(address)s: %(reason)s") % {
-            "address": address,
-            "reason": exc.strerror,
-        }
-    return _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+        return _text(
+            gettext_noop("Network error with %(address)s: %(reason)s"),
+            {"address": address, "reason": exc.strerror},
+        )
+    return _text(
+        gettext_noop("Unexpected error: %(error)s"), {"error": f"{type(exc).__name__}: {exc}"}
+    )
 
 
 # OAuth -----------------------------------------------------------------------------------
 
-_TOKEN_REFUSED_HINTS: dict[str, object] = {
-    AuthMethod.MICROSOFT: gettext_lazy(
+# Msgids (gettext_noop): the verdict stores them and translates them when read.
+_TOKEN_REFUSED_HINTS: dict[str, str] = {
+    AuthMethod.MICROSOFT: gettext_noop(
         "In Microsoft 365 the app needs the permission SMTP.SendAsApp (admin consent), a "
         "service principal in Exchange Online with rights on the mailbox, and SMTP AUTH "
         "enabled for the mailbox."
     ),
-    AuthMethod.GOOGLE: gettext_lazy(
+    AuthMethod.GOOGLE: gettext_noop(
         "In the Google Admin console, domain-wide delegation must allow the service "
         "account's client ID the scope https://mail.google.com/."
     ),
@@ -205,52 +263,60 @@ _TOKEN_REFUSED_HINTS: dict[str, object] = {
 }
 
 # Plain words for the refusals administrators meet most; the provider's code is always shown.
-_REFUSAL_HINTS: dict[str, object] = {
-    "AADSTS7000215": gettext_lazy("The client secret is wrong: copy its value (not its ID) again."),
-    "AADSTS7000222": gettext_lazy("The client secret has expired: create a new one."),
-    "AADSTS700016": gettext_lazy(
+_REFUSAL_HINTS: dict[str, str] = {
+    "AADSTS7000215": gettext_noop("The client secret is wrong: copy its value (not its ID) again."),
+    "AADSTS7000222": gettext_noop("The client secret has expired: create a new one."),
+    "AADSTS700016": gettext_noop(
         "No app with this client ID exists in this directory (tenant): check both IDs."
     ),
-    "AADSTS90002": gettext_lazy("The directory (tenant) ID is not known to Microsoft."),
-    "AADSTS700027": gettext_lazy(
+    "AADSTS90002": gettext_noop("The directory (tenant) ID is not known to Microsoft."),
+    "AADSTS700027": gettext_noop(
         "The certificate does not match one uploaded to the app registration."
     ),
-    "invalid_tenant": gettext_lazy("The directory (tenant) ID is not known to Microsoft."),
-    "unauthorized_client": gettext_lazy(
+    "invalid_tenant": gettext_noop("The directory (tenant) ID is not known to Microsoft."),
+    "unauthorized_client": gettext_noop(
         "Domain-wide delegation is missing for this client ID or the scope."
     ),
-    "invalid_grant": gettext_lazy(
+    "invalid_grant": gettext_noop(
         "The user to impersonate does not exist, or the key was deleted; check the mailbox "
         "and the key, and that the server's clock is right."
     ),
-    "invalid_client": gettext_lazy("The client ID or the client secret is wrong."),
-    "invalid_scope": gettext_lazy("The scope is not known to the provider."),
+    "invalid_client": gettext_noop("The client ID or the client secret is wrong."),
+    "invalid_scope": gettext_noop("The scope is not known to the provider."),
 }
 
 
-def _describe_oauth_error(exc: OAuthError, configuration: SmtpConfiguration) -> str:
+def _describe_oauth_error(exc: OAuthError, configuration: SmtpConfiguration) -> DeferredText:
     provider = exc.provider or "?"
     if isinstance(exc, TokenRefused):
         code = exc.error_code
         # "AADSTS7000215 (invalid_client)": the first word is the most precise code.
         hint = _REFUSAL_HINTS.get(code.split(" ")[0], "")
-        text = _(
-            "The identity provider %(provider)s refused to issue a token: %(code)s %(description)s %(hint)s"
-        ) % {
-            "provider": provider,
-            "code": code,
-            "description": exc.description,
-            "hint": hint,
-        }
-        return " ".join(text.split())
+        return _text(
+            gettext_noop(
+                "The identity provider %(provider)s refused to issue a token: "
+                "%(code)s %(description)s %(hint)s"
+            ),
+            {
+                "provider": provider,
+                "code": code,
+                "description": exc.description,
+                "hint": _text(hint) if hint else "",
+            },
+        )
     if isinstance(exc, TokenServiceUnavailable):
-        return _(
-            "The identity provider %(provider)s is unavailable (%(reason)s). This is on the "
-            "provider's side: mails wait and are tried again."
-        ) % {"provider": provider, "reason": exc.reason}
+        return _text(
+            gettext_noop(
+                "The identity provider %(provider)s is unavailable (%(reason)s). This is on the "
+                "provider's side: mails wait and are tried again."
+            ),
+            {"provider": provider, "reason": exc.reason},
+        )
     if isinstance(exc, OAuthSetupError):
-        return _("The OAuth sign-in cannot be prepared: %(reason)s") % {"reason": str(exc)}
-    return _("No access token: %(reason)s") % {"reason": str(exc)}
+        return _text(
+            gettext_noop("The OAuth sign-in cannot be prepared: %(reason)s"), {"reason": str(exc)}
+        )
+    return _text(gettext_noop("No access token: %(reason)s"), {"reason": str(exc)})
 
 
 # What a failure means for the mail --------------------------------------------------------
@@ -288,6 +354,8 @@ class Failure:
 
     error: str
     reply_code: int | None = None
+    # The error as msgid and parameters: stored with the mail, shown in the reader's language.
+    error_text: DeferredText | None = None
     reply_text: str = ""
     # Retrying this mail cannot help (a 5xx refusal, a sendmail error other than
     # EX_TEMPFAIL); otherwise it may go through later.
@@ -305,14 +373,18 @@ def assess_failure(exc: BaseException, configuration: SmtpConfiguration) -> Fail
     text = redact(text, configuration)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [reply[0] for reply in exc.recipients.values()]
+        error_text = _text(
+            gettext_noop("All recipients were refused: %(refused)s"),
+            {"refused": refused_summary(exc.recipients, configuration)},
+        )
         return Failure(
-            error=_("All recipients were refused: %(refused)s")
-            % {"refused": refused_summary(exc.recipients, configuration)},
+            error=_shown(error_text),
+            error_text=error_text,
             reply_code=code,
             reply_text=text,
             permanent=bool(codes) and all(500 <= c < 600 for c in codes),
         )
-    error = describe_exception(exc, configuration)
+    error_text = explain_exception(exc, configuration)
     if isinstance(exc, SendmailError):
         permanent = not exc.temporary
     elif isinstance(exc, smtplib.SMTPResponseException):
@@ -325,7 +397,8 @@ def assess_failure(exc: BaseException, configuration: SmtpConfiguration) -> Fail
         # Something we did not foresee: retry later rather than lose the mail for good.
         permanent = False
     return Failure(
-        error=error,
+        error=_shown(error_text),
+        error_text=error_text,
         reply_code=code,
         reply_text=text,
         permanent=permanent,

@@ -60,6 +60,12 @@ def report_filename(title: str, today: datetime.date, export_type: str) -> str:
     return f"{stem[:80]}-{today.isoformat()}.{EXTENSIONS[export_type]}"
 
 
+def export_type_of(filename: str) -> str:
+    """The export type a report file of report_filename() was made in; "" for others."""
+    extension = filename.rpartition(".")[2].lower()
+    return next((kind for kind, known in EXTENSIONS.items() if known == extension), "")
+
+
 def filter_description(report: ReportData) -> str:
     key = ("filter", translation.get_language())
     text = report.texts.get(key)

@@ -28,20 +28,25 @@ def test_create_action_preview_runs_and_run_now(page, live_server, login, django
     page.goto(f"{live_server.url}/actions/new/")
     expect(page.locator("select[name=smtp_configuration]")).to_have_value(str(configuration.pk))
     page.fill("input[name=description]", "Erster Montag")
-    page.select_option("select[name=days]", ["1", "2", "3", "4", "5", "6", "7"])
-    page.select_option("select[name=weekdays]", ["0"])
+    for day in range(1, 8):
+        page.click(f"label[for=id_days_{day - 1}]")
+    page.click("label[for=id_weekdays_0]")
     page.fill("input[name=time_of_day]", "07:00")
     page.fill("input[name=start]", "2026-01-01T00:00")
     # The next runs follow the rule as it is edited (JSON endpoint, no reload).
     next_runs = page.locator("#next-runs li")
     expect(next_runs).to_have_count(10)
     expect(next_runs.first).to_contain_text("07:00")
-    page.select_option("select[name=months]", ["2"])
-    page.select_option("select[name=days]", ["30", "31"])
+    page.click("label[for=id_months_1]")
+    page.click("[data-toggle-grid=days] [data-toggle-none]")
+    page.click("label[for=id_days_29]")
+    page.click("label[for=id_days_30]")
     expect(next_runs).to_have_count(0)
     expect(page.locator("#next-runs-message")).not_to_be_empty()
-    page.select_option("select[name=months]", [])
-    page.select_option("select[name=days]", ["1", "2", "3", "4", "5", "6", "7"])
+    page.click("[data-toggle-grid=months] [data-toggle-none]")
+    page.click("[data-toggle-grid=days] [data-toggle-none]")
+    for day in range(1, 8):
+        page.click(f"label[for=id_days_{day - 1}]")
     expect(next_runs).to_have_count(10)
     # The recipient picker: a typed address becomes a chip, a search result another; the
     # field submits their tokens, and a chip's button removes it again.

@@ -74,7 +74,7 @@ def test_action_for_customers_with_matching_records(
 
     page.goto(f"{live_server.url}/actions/new/")
     page.fill("input[name=description]", "Monatliche Erinnerung")
-    page.select_option("select[name=days]", ["1"])
+    page.click("label[for=id_days_0]")
     page.fill("input[name=time_of_day]", "07:00")
     page.fill("input[name=start]", "2026-03-01T00:00")
     # The report's customers only show while "chosen customers" is picked.

@@ -68,18 +68,22 @@ def compose_and_send(page, live_server, login, composer, configuration) -> None:
     expect(page.frame_locator("[data-testid=body-frame]").locator("body")).to_contain_text(
         "Guten Tag, anbei der Schein."
     )
+    # The button sits below the body's frame: scrolled to first, as a reader would (an
+    # implicit scroll during the click can land it beside a button Bootstrap scrolls
+    # to smoothly).
+    page.locator("[data-testid=send]").scroll_into_view_if_needed()
     with page.expect_navigation():
         page.click("[data-testid=send]")
 
     assert "/outbox/" in page.url and "source=compose" in page.url
     rows = OutboxMessage.objects.order_by("pk")
     assert [(m.to, m.source, m.created_by_id) for m in rows] == [
-        (["einkauf@muster.example"], "compose", composer.pk),
-        (["team@partner.example"], "compose", composer.pk),
+        (["Muster Messtechnik GmbH <einkauf@muster.example>"], "compose", composer.pk),
+        (["Partner <team@partner.example>"], "compose", composer.pk),
     ]
     table = page.locator("table")
     expect(table).to_contain_text("einkauf@muster.example")
-    expect(table).to_contain_text("Mail schreiben")
+    expect(table).to_contain_text("von Hand geschrieben")
 
 
 def assert_delivered(page, smtp_server) -> None:

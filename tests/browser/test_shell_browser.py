@@ -25,11 +25,11 @@ def test_shell_administrator_logs_in_switches_language_and_logs_out(
 ):
     login(administrator, PASSWORD)
 
-    # Home opens the first section the user may see (actions, 5.6.1).
-    expect(page).to_have_url(f"{live_server.url}/actions/")
+    # Home opens the overview, the first entry of the navigation.
+    expect(page).to_have_url(f"{live_server.url}/overview/")
     expect(page.locator("html")).to_have_attribute("lang", "de")
-    # Our German catalogue does not exist yet, so the link is found by its target.
-    nav_link = page.locator("nav a.nav-link[href='/actions/']")
+    # The link is found by its target, not its (translated) label.
+    nav_link = page.locator("nav a.nav-link[href='/overview/']")
     expect(nav_link).to_be_visible()
     expect(nav_link).to_have_attribute("aria-current", "page")
     expect(page.locator("#user-menu")).to_contain_text("Ada Admin")
@@ -37,7 +37,7 @@ def test_shell_administrator_logs_in_switches_language_and_logs_out(
     with page.expect_navigation():
         page.click("button[name=language][value=en]")
 
-    expect(page).to_have_url(f"{live_server.url}/actions/")
+    expect(page).to_have_url(f"{live_server.url}/overview/")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("button[name=language][value=en]")).to_have_attribute(
         "aria-pressed", "true"

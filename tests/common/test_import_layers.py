@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("accounts", "actions", "calmail", "compose", "inventory", "mailbox", "maillog")
-PACKAGES += ("smtpconfig", "templates_app")
+PACKAGES += ("overview", "smtpconfig", "templates_app")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

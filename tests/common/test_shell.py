@@ -126,8 +126,9 @@ def test_login_administrator_sees_section_in_navbar(client, administrator):
     assert response.status_code == 200
     active = [attrs for attrs in nav_links if "active" in attrs["class"].split()]
     assert active == [{"class": "nav-link active", "href": "/smtp/", "aria-current": "page"}]
-    # Sections are added as apps arrive; in the design's order, actions (5.6.1) come first.
-    assert nav_links[0] == {"class": "nav-link", "href": "/actions/"}
+    # The overview (the home page) comes first, then the sections in the design's order.
+    assert nav_links[0] == {"class": "nav-link", "href": "/overview/"}
+    assert nav_links[1] == {"class": "nav-link", "href": "/actions/"}
     assert "alice" in _html(response)
 
 
@@ -140,6 +141,7 @@ def test_navigation_administrator_sees_every_section_in_order(client, administra
 
     # Each app's AppConfig declares its entries (nav_entries); calmail.common orders them.
     assert [(s["key"], str(s["label"]), s["url"], s["icon"]) for s in sections] == [
+        ("overview", "Overview", "/overview/", "speedometer2"),
         ("actions", "Actions", "/actions/", "calendar-event"),
         ("mailbox", "Outbox", "/outbox/", "inbox"),
         ("templates", "Templates", "/templates/", "file-earmark-text"),
@@ -147,10 +149,47 @@ def test_navigation_administrator_sees_every_section_in_order(client, administra
         ("distribution_lists", "Distribution lists", "/inventory/lists/", "people"),
         ("system_addresses", "System addresses", "/inventory/system-addresses/", "building"),
         ("calserver_data", "Customers & instruments", "/inventory/data/", "rulers"),
+        ("imports", "Import", "/imports/", "upload"),
         ("maillog", "Log", "/log/", "journal-text"),
+        ("calserver", "calServer", "/calserver/", "cloud-arrow-down"),
         ("accounts", "Users & teams", "/accounts/users/", "person-gear"),
         ("compose", "Compose", "/compose/", "pencil-square"),
     ]
+
+
+@pytest.mark.django_db
+def test_navigation_groups_the_data_pages_in_one_menu(client, administrator):
+    client.force_login(administrator)
+    _use_language(client, "en")
+
+    response = client.get("/inventory/lists/")
+    menu = response.context["nav_menu"]
+
+    # The bar fits one line at 1,366 px: the data pages share one menu where the first
+    # of them stands.
+    assert [item["key"] for item in menu] == [
+        "overview",
+        "actions",
+        "mailbox",
+        "templates",
+        "smtpconfig",
+        "data",
+        "maillog",
+        "accounts",
+        "compose",
+    ]
+    [data] = [item for item in menu if item["key"] == "data"]
+    assert str(data["label"]) == "Data & recipients"
+    assert [child["key"] for child in data["children"]] == [
+        "distribution_lists",
+        "system_addresses",
+        "calserver_data",
+        "imports",
+        "calserver",
+    ]
+    html = response.content.decode()
+    assert 'data-testid="nav-menu-data"' in html
+    assert 'class="dropdown-item active" href="/inventory/lists/"' in html
 
 
 @pytest.mark.django_db
@@ -164,13 +203,13 @@ def test_navigation_user_without_role_sees_no_section(client, user):
 
 
 @pytest.mark.django_db
-def test_home_administrator_redirects_to_first_section(client, administrator):
+def test_home_administrator_redirects_to_the_overview(client, administrator):
     client.force_login(administrator)
 
     response = client.get("/")
 
     assert response.status_code == 302
-    assert response["Location"] == "/actions/"
+    assert response["Location"] == "/overview/"
 
 
 @pytest.mark.django_db

@@ -75,7 +75,10 @@ def test_compose_form_shown_with_default_configuration(english, request, role, c
     response = english(request.getfixturevalue(role)).get(NEW)
     text = response.content.decode()
     assert response.status_code == 200
-    assert f'<option value="{configuration.pk}" selected>Hauptserver</option>' in text
+    assert (
+        f'<option value="{configuration.pk}" selected '
+        'data-from-email="labor@calserver.example">Hauptserver</option>'
+    ) in text
     assert 'value="labor@calserver.example"' in text
     assert "compose/compose.js" in text
     assert f'data-recipient-picker="{reverse("inventory:recipient_search")}"' in text

@@ -179,7 +179,7 @@ def test_outbox_section_follows_actions_in_navigation(client_for, viewer):
     response = client_for(viewer).get("/")
     sections = client_for(viewer).get(reverse("mailbox:list")).context["nav_sections"]
 
-    # The design's order: actions (5.6.1), then the outbox (5.6.2).
+    # The overview (home) first, then the design's order: actions (5.6.1), the outbox (5.6.2).
     assert response.status_code == 302
-    assert response["Location"] == reverse("actions:list")
-    assert [s["key"] for s in sections[:2]] == ["actions", "mailbox"]
+    assert response["Location"] == reverse("overview:index")
+    assert [s["key"] for s in sections[:3]] == ["overview", "actions", "mailbox"]

@@ -127,7 +127,8 @@ def test_log_event_outside_a_request_is_the_system():
         "scheduler",
         None,
         "system",
-        "Slot 2026-05-01 06:00 of Erinnerung was missed",
+        # A time parameter in the reader's format (maillog.params).
+        "Slot 05/01/2026 6 a.m. of Erinnerung was missed",
     )
 
 

@@ -3,6 +3,7 @@ import tracemalloc
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 from django.utils.safestring import mark_safe
 
 from templates_app import rendering
@@ -69,15 +70,52 @@ def test_check_reports_syntax_errors_with_their_line():
     source = "Guten Tag,\n\n{% if count %}\n{{ count }} Prüfmittel\n{% endfor %}"
 
     assert check(source) == [
-        "Line 5: {% endfor %} found where 'elif', 'else' or 'endif' was expected."
+        "Line 5: {% endfor %} found where {% elif %}, {% else %} or {% endif %} was expected."
     ]
 
 
 def test_check_reports_unclosed_tag_with_its_line():
-    (message,) = check("eins\nzwei\n{% for row in rows %}{{ row }}")
+    assert check("eins\nzwei\n{% for row in rows %}{{ row }}") == [
+        "Line 3: {% for %} is not closed: {% endfor %} is missing."
+    ]
 
-    assert message.startswith("Line 3: ")
-    assert "endfor" in message
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("a\n{% endif %}", "Line 2: {% endif %} has no opening tag before it."),
+        (
+            "{% if count %}\n{% foo %}{% endif %}",
+            "Line 2: the tag {% foo %} is not available in templates.",
+        ),
+        ("\n\n{{ count|nope }}", "Line 3: the filter “nope” is not available in templates."),
+        ("{{ count|add }}", "Line 1: the filter “add” needs an argument after a colon (add:…)."),
+        ("{{ count|upper:1 }}", "Line 1: the filter “upper” takes no argument."),
+        ("x\n{{ }}", "Line 2: {{ }} is empty; write a placeholder between the braces."),
+        ("{% %}", "Line 1: {% %} is empty; write a tag between the braces."),
+        ("{{ count bla }}", "Line 1: the placeholder {{ count bla }} cannot be read."),
+        ("{{ 'a }}", "Line 1: the placeholder {{ 'a }} cannot be read."),
+        (
+            "{% if count == %}x{% endif %}",
+            "Line 1: the condition in {% if count == %} cannot be read.",
+        ),
+        ("\n{% for row %}{% endfor %}", "Line 2: the tag {% for row %} is not written correctly."),
+        ("{% cycle %}", "Line 1: the tag {% cycle %} is not written correctly."),
+        ("{% comment %}x", "Line 1: {% comment %} is not closed: {% endcomment %} is missing."),
+    ],
+)
+def test_check_says_each_kind_of_syntax_error_in_own_words(source, message):
+    assert check(source) == [message]
+
+
+def test_check_says_syntax_errors_in_german():
+    with translation.override("de"):
+        assert check("{% if count %}{% endfor %}{% endif %}") == [
+            "Zeile 1: {% endfor %} gefunden, erwartet wurde {% elif %}, {% else %} oder {% endif %}."
+        ]
+        assert check("\n{{ count|nope }}") == [
+            "Zeile 2: Der Filter „nope“ ist in Vorlagen nicht verfügbar."
+        ]
 
 
 def test_check_accepts_variables_the_template_defines():

@@ -394,10 +394,13 @@ def test_delete_page_refuses_a_template_in_use(client_for, admin, use_in_action)
     page = client.get(url_for("delete", template.pk))
     post = client.post(url_for("delete", template.pk))
 
-    assert "it is used by: Aktion “Monatsreport”" in page_text(page)
-    assert 'type="submit"' not in page_text(page).split("<main")[1]
+    main = page_text(page).split("<main")[1]
+    assert "it is used by: Aktion “Monatsreport”" in main
+    # Refused up front: no question "…delete? This cannot be undone.", no button.
+    assert "This cannot be undone" not in main
+    assert 'type="submit"' not in main
     assert post.status_code == 200
-    assert "Benutzt is used by: Aktion “Monatsreport”" in page_text(post)
+    assert "it is used by: Aktion “Monatsreport”" in page_text(post)
     assert MailTemplate.objects.filter(pk=template.pk).exists()
 
 
@@ -469,6 +472,38 @@ def test_form_shows_syntax_error_with_line_on_save(client_for, admin):
     assert response.context["form"].errors["body_html_de"] == [
         "Line 3: the tag {% load %} is not available in templates."
     ]
+    assert not MailTemplate.objects.exists()
+
+
+@pytest.mark.django_db
+def test_form_shows_syntax_errors_with_the_other_field_errors(client_for, admin):
+    response = english(client_for(admin)).post(
+        url_for("create"),
+        form_data(
+            name="",
+            subject_de="Fällig: {{ count|nope }}",
+            body_html_de="<p>Hallo</p>\n{% if count %}",
+        ),
+    )
+
+    errors = response.context["form"].errors
+    assert errors["name"] == ["This field is required."]
+    assert errors["subject_de"] == ["Line 1: the filter “nope” is not available in templates."]
+    assert errors["body_html_de"] == ["Line 2: {% if %} is not closed: {% endif %} is missing."]
+    assert "Line 2: {% if %} is not closed: {% endif %} is missing." in page_text(response)
+    assert not MailTemplate.objects.exists()
+
+
+@pytest.mark.django_db
+def test_form_shows_syntax_errors_with_the_other_field_errors_in_german(client_for, admin):
+    response = client_for(admin).post(
+        url_for("create"),
+        form_data(name="", body_html_de="<p>Hallo</p>\n{{ count|nope }}"),
+    )
+
+    errors = response.context["form"].errors
+    assert errors["name"] == ["Dieses Feld ist zwingend erforderlich."]
+    assert errors["body_html_de"] == ["Zeile 2: Der Filter „nope“ ist in Vorlagen nicht verfügbar."]
     assert not MailTemplate.objects.exists()
 
 

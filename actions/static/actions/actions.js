@@ -29,7 +29,11 @@
     var update = debounce(function () {
       var params = new URLSearchParams();
       form.querySelectorAll("[data-rule-field]").forEach(function (field) {
-        if (field.tagName === "SELECT" && field.multiple) {
+        if (field.type === "checkbox") {
+          if (field.checked) {
+            params.append(field.name, field.value);
+          }
+        } else if (field.tagName === "SELECT" && field.multiple) {
           Array.prototype.forEach.call(field.selectedOptions, function (option) {
             params.append(field.name, option.value);
           });
@@ -64,6 +68,50 @@
       field.addEventListener("input", update);
     });
     update();
+  }
+
+  // --- Toggle grids (day of month, weekday, month) -----------------------------------------
+
+  // <div data-toggle-grid>: "select all / none" (they fire "change" like a click would, so
+  // the previews follow) and arrow keys that move between the buttons (Space toggles).
+  function setupToggleGrid(grid) {
+    var boxes = Array.prototype.slice.call(grid.querySelectorAll("input[type=checkbox]"));
+    var controls = grid.querySelector("[data-toggle-controls]");
+    function setAll(checked) {
+      boxes.forEach(function (box) {
+        if (box.checked !== checked) {
+          box.checked = checked;
+          box.dispatchEvent(new Event("change", { bubbles: true }));
+        }
+      });
+    }
+    if (controls) {
+      controls.hidden = false;
+      controls.querySelector("[data-toggle-all]").addEventListener("click", function () {
+        setAll(true);
+      });
+      controls.querySelector("[data-toggle-none]").addEventListener("click", function () {
+        setAll(false);
+      });
+    }
+    function columns() {
+      var template = window.getComputedStyle(boxes[0].parentNode).gridTemplateColumns || "";
+      return Math.max(1, template.split(" ").filter(Boolean).length);
+    }
+    var steps = { ArrowRight: 1, ArrowLeft: -1 };
+    boxes.forEach(function (box, index) {
+      box.addEventListener("keydown", function (event) {
+        var step = steps[event.key];
+        if (event.key === "ArrowDown") step = columns();
+        if (event.key === "ArrowUp") step = -columns();
+        if (!step) return;
+        var target = boxes[index + step];
+        if (target) {
+          event.preventDefault();
+          target.focus();
+        }
+      });
+    });
   }
 
   // --- Audience of the next run ------------------------------------------------------------
@@ -134,6 +182,7 @@
   }
 
   function init() {
+    document.querySelectorAll("[data-toggle-grid]").forEach(setupToggleGrid);
     document.querySelectorAll("[data-shown-for-scope]").forEach(setupScopeCustomers);
     document.querySelectorAll("[data-next-runs-url]").forEach(setupNextRuns);
     document.querySelectorAll("[data-audience-preview-url]").forEach(setupAudience);

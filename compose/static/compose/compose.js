@@ -61,8 +61,27 @@
     if (textarea.classList.contains("is-invalid")) editor.classList.add("is-invalid");
   }
 
+  // --- sender follows the SMTP configuration ----------------------------------------------
+  // Each option carries its configuration's sender (data-from-email). Changing the
+  // configuration replaces the From address when it still is the previous configuration's
+  // sender; an address the user typed (or a template set) stays. The server does the same.
+
+  function setupSender(select) {
+    var input = select.form && select.form.querySelector("input[name=from_email]");
+    if (!input) return;
+    function senderOf(option) { return option ? option.dataset.fromEmail || "" : ""; }
+    var previous = senderOf(select.options[select.selectedIndex]);
+    select.addEventListener("change", function () {
+      var next = senderOf(select.options[select.selectedIndex]);
+      var typed = input.value.trim().toLowerCase();
+      if (typed && previous && typed === previous.toLowerCase()) input.value = next;
+      previous = next;
+    });
+  }
+
   function init() {
     document.querySelectorAll("textarea[data-rich-editor]").forEach(setupEditor);
+    document.querySelectorAll("select[data-sender-source]").forEach(setupSender);
   }
 
   if (document.readyState === "loading") {
