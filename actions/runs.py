@@ -17,6 +17,7 @@ from django.utils.translation import gettext_noop
 from actions.models import Action, ActionRun, RunStatus, Trigger
 from actions.selectors import action_other_scope
 from actions.services import audience_context
+from calmail.common.i18n import DeferredText
 from calmail.common.mailtypes import Source
 from inventory.recipients import Recipient, resolve_selection
 from inventory.selectors import Scope, ScopeKind
@@ -126,7 +127,12 @@ def run_execute(*, run_id: int) -> ActionRun | None:
         actor=None,
     )
     if resolution is not None:
-        skipped += [{"recipient": s.label, "reason": str(s.reason)} for s in resolution.skipped]
+        skipped += [
+            _skip_entry(
+                s.label, str(s.reason), DeferredText(s.reason_msgid) if s.reason_msgid else None
+            )
+            for s in resolution.skipped
+        ]
         recipients = resolution.recipients
         for first in range(0, len(recipients), COMMIT_EVERY):
             # One commit per chunk, not per mail, and one bulk insert for the chunk's
@@ -147,7 +153,7 @@ def run_execute(*, run_id: int) -> ActionRun | None:
                     )
                 else:
                     failed += prepared[0] == "failed"
-                    skipped.append({"recipient": recipient.email, "reason": prepared[1]})
+                    skipped.append(_skip_entry(recipient.email, str(prepared[1]), prepared[1]))
             with transaction.atomic():
                 result = enqueue_many(mails)
             for position, (email, owner, rows) in enumerate(addressed):
@@ -190,6 +196,16 @@ def run_execute(*, run_id: int) -> ActionRun | None:
     return run
 
 
+def _skip_entry(recipient: str, reason: str, text: object) -> dict:
+    """A skipped recipient as the run stores it: the reason as written now (the Log's
+    search, exports) and, where it is a fixed text, its msgid and parameters, so the run
+    history shows it in its reader's language (calmail.common.i18n.render_stored)."""
+    entry: dict[str, object] = {"recipient": recipient, "reason": reason}
+    if isinstance(text, DeferredText):
+        entry["reason_text"] = text.as_json()
+    return entry
+
+
 def idempotency_key(run_id: int, email: str, scope: Scope | None = None) -> str:
     """One mail per run and address, or per run, address and customer where customers
     share an address (resolve_selection's per_report)."""
@@ -230,8 +246,9 @@ def _mail_for(
     action: Action,
     recipient: Recipient,
     rendered: RenderedMail | TemplateRenderError,
-) -> OutgoingMail | tuple[str, str]:
-    """The recipient's mail, or why there is none: ("failed" | "skipped", reason)."""
+) -> OutgoingMail | tuple[str, str | DeferredText]:
+    """The recipient's mail, or why there is none: ("failed" | "skipped", reason); a
+    fixed reason as a DeferredText, shown in each reader's language."""
     if isinstance(rendered, TemplateRenderError):
         return ("failed", str(rendered))
     # docs/design.md 5.6.1: a template without any attachment always sends; the action's switch
@@ -241,10 +258,14 @@ def _mail_for(
         and not rendered.has_attachment
         and not action.send_without_attachments
     ):
-        reason = rendered.attachment_skipped or _("the mail has no attachment")
+        reason = rendered.attachment_skipped or DeferredText(
+            gettext_noop("the mail has no attachment")
+        )
         return (
             "skipped",
-            _("not sent without an attachment: %(reason)s") % {"reason": reason},
+            DeferredText(
+                gettext_noop("not sent without an attachment: %(reason)s"), {"reason": reason}
+            ),
         )
     return OutgoingMail(
         # The outbox takes bare addresses; the owner column names the person.

@@ -10,6 +10,7 @@ from actions.forms import MONTH_CHOICES, WEEKDAY_CHOICES
 from actions.models import Action, ActionRun
 from actions.schedule import LAST
 from actions.selectors import VIEW_RUNS, ActionRights
+from calmail.common.i18n import render_stored
 from calmail.common.tables import CalmailTable, MenuItem, RowMenuColumn, YesNoColumn
 
 WEEKDAYS = dict(WEEKDAY_CHOICES)
@@ -196,7 +197,10 @@ class ActionRunTable(CalmailTable):
     def render_skipped(self, record):
         if not record.skipped:
             return "—"
-        return "; ".join(f"{s.get('recipient')}: {s.get('reason')}" for s in record.skipped)
+        return "; ".join(
+            f"{s.get('recipient')}: {render_stored(s.get('reason_text'), s.get('reason', ''))}"
+            for s in record.skipped
+        )
 
     def value_skipped(self, record):
         return self.render_skipped(record)

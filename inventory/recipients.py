@@ -38,7 +38,7 @@ from django.core.validators import validate_email
 from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from calmail.common.mailtypes import AddressType
 from inventory.models import Customer, CustomerContact, DistributionList, SystemAddress
@@ -180,6 +180,9 @@ class Skipped:
     source: str
     label: str
     reason: str
+    # The reason's English msgid, so a stored record can show it in its reader's
+    # language (calmail.common.i18n); "" where the reason is no fixed text.
+    reason_msgid: str = ""
 
 
 @dataclass
@@ -432,15 +435,18 @@ class _Collector:
             self._seen.add(key)
             self.resolution.recipients.append(recipient)
 
-    def skip(self, source: str, label: str, reason: str) -> None:
-        self.resolution.skipped.append(Skipped(source=source, label=label, reason=reason))
+    def skip(self, source: str, label: str, reason_msgid: str) -> None:
+        """reason_msgid: a gettext_noop() text, translated now and kept as it is."""
+        self.resolution.skipped.append(
+            Skipped(source=source, label=label, reason=_(reason_msgid), reason_msgid=reason_msgid)
+        )
 
     def add_user(self, user: User, *, via: str = "") -> None:
         source, label = f"user:{user.pk}", user_display_name(user)
         if not user.is_active:
-            self.skip(source, label, _("the user is deactivated"))
+            self.skip(source, label, gettext_noop("the user is deactivated"))
         elif not user.email:
-            self.skip(source, label, _("the user has no e-mail address"))
+            self.skip(source, label, gettext_noop("the user has no e-mail address"))
         else:
             self.add(
                 Recipient(
@@ -464,12 +470,14 @@ class _Collector:
     ) -> None:
         source = f"customer:{customer.pk}"
         if not customer.is_active:
-            self.skip(source, customer.label, _("the customer is inactive"))
+            self.skip(source, customer.label, gettext_noop("the customer is inactive"))
             return
         if contacts is None:
             contacts = list(customer.contacts.all())
         if not contacts:
-            self.skip(source, customer.label, _("the customer has no contact e-mail address"))
+            self.skip(
+                source, customer.label, gettext_noop("the customer has no contact e-mail address")
+            )
         for contact in contacts:
             self.add(
                 Recipient(
@@ -491,7 +499,9 @@ class _Collector:
         addresses = list(distribution_list.addresses.all())
         if not (users or customers or addresses):
             self.skip(
-                f"list:{distribution_list.pk}", via, _("the distribution list has no members")
+                f"list:{distribution_list.pk}",
+                via,
+                gettext_noop("the distribution list has no members"),
             )
         for user in users:
             self.add_user(user, via=via)
@@ -534,10 +544,12 @@ class _Collector:
             return
         if context is None:
             # Compose, the template preview: no run, so no report whose rows could match.
-            self.skip(source, label, _("an audience is found only when an action runs"))
+            self.skip(source, label, gettext_noop("an audience is found only when an action runs"))
             return
         if context.report_kind is None:
-            self.skip(source, label, _("the template has no report, so no records can match"))
+            self.skip(
+                source, label, gettext_noop("the template has no report, so no records can match")
+            )
             return
         if kind == AudienceKind.MATCHING_CUSTOMERS:
             self._add_customers(
@@ -629,7 +641,7 @@ def resolve_selection(
         objects, add = tables[item.kind]
         obj = objects.get(item.pk) if item.pk is not None else None
         if obj is None:
-            collector.skip(item.token, item.token, _("it no longer exists"))
+            collector.skip(item.token, item.token, gettext_noop("it no longer exists"))
         else:
             add(obj)
     return collector.resolution

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils import translation
 
 from actions import runs, services
 from actions.models import ActionRun, RunStatus
@@ -131,7 +132,15 @@ def test_run_records_why_an_audience_member_got_no_mail(make_action, three):
     run = execute(action)
 
     assert run.skipped == [
-        {"recipient": silent.label, "reason": "the customer has no contact e-mail address"}
+        {
+            "recipient": silent.label,
+            "reason": "the customer has no contact e-mail address",
+            # Kept as its msgid too: the run history shows it in its reader's language.
+            "reason_text": {
+                "msgid": "the customer has no contact e-mail address",
+                "params": {},
+            },
+        }
     ]
     assert (run.queued_count, run.skipped_count, run.audience["skipped"]) == (2, 1, 1)
 
@@ -142,11 +151,8 @@ def test_run_with_audience_of_a_template_without_report_records_the_reason(make_
 
     run = execute(action)
 
-    assert run.skipped == [
-        {
-            "recipient": "Customers with matching records",
-            "reason": "the template has no report, so no records can match",
-        }
+    assert [(s["recipient"], s["reason"]) for s in run.skipped] == [
+        ("Customers with matching records", "the template has no report, so no records can match")
     ]
     assert run.audience == {
         "mails": 1,
@@ -186,6 +192,24 @@ def test_run_history_shows_the_audience_figures(client_for, admin, make_action, 
     assert f"labor@k6002.example ({three[1].label}): 1 row" in page
     assert [c.header for c in response.context["table"].columns][-1] == "Audience"
     assert ActionRun.objects.get(action=action).audience["mails"] == 2
+
+
+def test_run_history_shows_skip_reasons_in_its_readers_language(
+    client_for, admin, make_action, three
+):
+    silent = CustomerFactory(number="6004", emails=[])
+    overdue(silent)
+    action = make_action(recipients=[MATCHING])
+    with translation.override("de"):
+        run = execute(action)
+    client = client_for(admin)
+    client.post("/i18n/setlang/", {"language": "en"})
+
+    page = client.get(reverse("actions:runs", args=[action.pk])).content.decode()
+
+    # Written by a German run, read in English.
+    assert run.skipped[0]["reason"] != "the customer has no contact e-mail address"
+    assert f"{silent.label}: the customer has no contact e-mail address" in page
 
 
 # --- preview -----------------------------------------------------------------------------
@@ -230,7 +254,7 @@ def test_preview_skips_empty_reports_like_the_run(make_action, three):
     assert strict.skipped == [
         Skipped(source=f"customer:{three[2].pk}", label="labor@k6003.example", reason=reason)
     ]
-    assert run.skipped == [{"recipient": "labor@k6003.example", "reason": reason}]
+    assert [(s["recipient"], s["reason"]) for s in run.skipped] == [("labor@k6003.example", reason)]
     assert (lenient.mails, [m.rows for m in lenient.recipients]) == (3, [2, 1, 0])
 
 

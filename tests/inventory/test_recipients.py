@@ -231,16 +231,21 @@ def test_resolve_reports_what_yields_no_address(db):
     )
 
     assert resolution.recipients == []
+    # Each reason in words and as its msgid (the run history shows it in its reader's
+    # language).
     assert resolution.skipped == [
-        Skipped(f"user:{inactive.pk}", "weg", "the user is deactivated"),
-        Skipped(f"user:{no_mail.pk}", "stumm", "the user has no e-mail address"),
-        Skipped(
-            f"customer:{no_contacts.pk}",
-            "1002 · Ohne Adresse KG",
-            "the customer has no contact e-mail address",
-        ),
-        Skipped(f"list:{empty.pk}", "Leer", "the distribution list has no members"),
-        Skipped("system:999", "system:999", "it no longer exists"),
+        Skipped(source, label, reason, reason)
+        for source, label, reason in [
+            (f"user:{inactive.pk}", "weg", "the user is deactivated"),
+            (f"user:{no_mail.pk}", "stumm", "the user has no e-mail address"),
+            (
+                f"customer:{no_contacts.pk}",
+                "1002 · Ohne Adresse KG",
+                "the customer has no contact e-mail address",
+            ),
+            (f"list:{empty.pk}", "Leer", "the distribution list has no members"),
+            ("system:999", "system:999", "it no longer exists"),
+        ]
     ]
 
 
