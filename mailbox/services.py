@@ -606,25 +606,44 @@ def _insert_skipping_known_keys(rows: list[OutboxMessage]) -> int:
     return len(returned)
 
 
+# The session's staging table of enqueue_many() (PostgreSQL): temporary, emptied at commit.
+_STAGE = "calmail_enqueue_stage"
+
+
 def _insert_postgresql(db: Any, fields: list[Any], rows: list[OutboxMessage]) -> list[tuple]:
-    """PostgreSQL: one array per column, unnested into rows, bound on the server. Django's
-    own bulk insert binds every value of every row on the client (the raw_message column
-    keeps it from using UNNEST): at 500 rows of 36 columns, parsing that query costs more
-    than inserting them."""
+    """PostgreSQL: the chunk goes by COPY into a temporary table of the outbox's columns,
+    and from there into the outbox with ON CONFLICT DO NOTHING … RETURNING.
+
+    COPY formats the rows in psycopg's C code; the array parameters of an INSERT … SELECT
+    FROM UNNEST (the way before) were escaped element by element in Python, a quarter of a
+    plain mail's enqueue (measured: 4,900 → 6,000 mails/s). Django's bulk_create binds
+    every value on the client, which at 500 rows of 36 columns costs more to parse than to
+    insert. The table is created once per database session (temporary, its rows emptied at
+    commit and after each chunk, so several chunks of one transaction never meet), and a
+    rolled-back savepoint that created it just has it created again.
+    """
     quote = db.ops.quote_name
+    table = quote(OutboxMessage._meta.db_table)
     columns = ", ".join(quote(field.column) for field in fields)
-    # db_type without its length: varchar[], not varchar(200)[].
-    arrays = ", ".join(f"%s::{field.db_type(db).split('(')[0]}[]" for field in fields)
-    sql = (
-        f"INSERT INTO {quote(OutboxMessage._meta.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT * FROM UNNEST({arrays}) ON CONFLICT DO NOTHING "
-        f"RETURNING {quote(OutboxMessage._meta.pk.column)}, {quote('message_id')}"
-    )
-    params = [_column_values(field, rows, db) for field in fields]
+    values = [_column_values(field, rows, db) for field in fields]
     db.ensure_connection()
+    # Identifiers from the models only; every value goes through COPY.
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE} "  # noqa: S608
+            "ON CONFLICT DO NOTHING "
+            f"RETURNING {quote(OutboxMessage._meta.pk.column)}, {quote('message_id')}"
+        )
+        returned = cursor.fetchall()
+        cursor.execute(f"TRUNCATE {_STAGE}")
+        return returned
 
 
 # Columns whose Python value psycopg takes as it is: read straight from the instances
@@ -649,9 +668,9 @@ def _column_values(field: Any, rows: list[OutboxMessage], db: Any) -> list[Any]:
         name = field.attname
         return [getattr(row, name) for row in rows]
     if internal_type == "JSONField" and field.encoder is None:
-        # The JSON text as Django would write it (json.dumps, no encoder), cast by the
-        # statement's jsonb[]: six JSON columns a mail, each through Field and a psycopg
-        # Jsonb wrapper, cost more than the rest of the row.
+        # The JSON text as Django would write it (json.dumps, no encoder), read by the
+        # staging table's jsonb column: six JSON columns a mail, each through Field and a
+        # psycopg Jsonb wrapper, cost more than the rest of the row.
         name = field.attname
         return [json.dumps(getattr(row, name)) for row in rows]
     return [field.get_db_prep_save(field.pre_save(row, True), db) for row in rows]
