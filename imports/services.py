@@ -202,23 +202,40 @@ def _fail(run: ImportRun, message: str) -> None:
     )
 
 
+def _passed(*, run_id: int, status: str, write: bool, crashed: str) -> tuple:
+    """One pass over the run's file if the run is in `status`: (run, importer), or
+    (None, None) when there is nothing to do or the pass failed (recorded on the run).
+    An unexpected error is recorded as `crashed` and raised."""
+    run = ImportRun.objects.filter(pk=run_id, status=status).first()
+    if run is None:
+        return None, None
+    # The sync may have been switched on while the run waited in the queue.
+    if managed_by_calserver(kind=run.kind):
+        _fail(run, MANAGED_BY_CALSERVER)
+        return None, None
+    try:
+        return run, _pass(run, write=write)
+    except UnreadableFile as exc:
+        _fail(run, str(exc))
+        return None, None
+    except Exception:
+        # A real import keeps the batches committed so far: importing the file again
+        # completes it.
+        _fail(run, crashed)
+        raise
+
+
 def run_analyse(*, run_id: int) -> ImportRun | None:
     """The dry run: what the import would create, update, leave and reject. Writes
     nothing but the run."""
-    run = ImportRun.objects.filter(pk=run_id, status=ImportStatus.ANALYSING).first()
+    run, importer = _passed(
+        run_id=run_id,
+        status=ImportStatus.ANALYSING,
+        write=False,
+        crashed=gettext_noop("The dry run stopped with an unexpected error."),
+    )
     if run is None:
         return None
-    if managed_by_calserver(kind=run.kind):
-        _fail(run, MANAGED_BY_CALSERVER)
-        return None
-    try:
-        importer = _pass(run, write=False)
-    except UnreadableFile as exc:
-        _fail(run, str(exc))
-        return None
-    except Exception:
-        _fail(run, gettext_noop("The dry run stopped with an unexpected error."))
-        raise
     _store(run, importer, ImportStatus.ANALYSED)
     return run
 
@@ -226,22 +243,14 @@ def run_analyse(*, run_id: int) -> ImportRun | None:
 def run_apply(*, run_id: int) -> ImportRun | None:
     """The confirmed import: upserts every good row, marks missing records inactive when
     asked, records the outcome and writes it to the Log."""
-    run = ImportRun.objects.filter(pk=run_id, status=ImportStatus.IMPORTING).first()
+    run, importer = _passed(
+        run_id=run_id,
+        status=ImportStatus.IMPORTING,
+        write=True,
+        crashed=gettext_noop("The import stopped with an unexpected error."),
+    )
     if run is None:
         return None
-    # The sync may have been switched on while the run waited in the queue.
-    if managed_by_calserver(kind=run.kind):
-        _fail(run, MANAGED_BY_CALSERVER)
-        return None
-    try:
-        importer = _pass(run, write=True)
-    except UnreadableFile as exc:
-        _fail(run, str(exc))
-        return None
-    except Exception:
-        # Batches committed so far stay: importing the file again completes it.
-        _fail(run, gettext_noop("The import stopped with an unexpected error."))
-        raise
     run.finished_at = timezone.now()
     _store(run, importer, ImportStatus.DONE)
     log_event(
