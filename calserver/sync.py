@@ -219,7 +219,7 @@ def _upsert(kind: str, record: MappedRecord, resolver: _Resolver) -> str:
 
 def _inactivate(*, kind: str, seen: set[str], tally: Tally) -> None:
     """After a complete pass: records of the kind calServer no longer lists become
-    inactive (never deleted). Contacts have no such flag and stay."""
+    inactive (never deleted); an inactive contact is no longer mailed."""
     model = MODELS[kind]
     if not any(f.name == "is_active" for f in model._meta.concrete_fields):
         return

@@ -118,6 +118,8 @@ class CustomerContact(ConstraintErrorsOnFields, models.Model):
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     # The calServer connector upserts by this id; NULL for records not from calServer.
     external_id = models.CharField(_("calServer ID"), max_length=100, null=True, blank=True)  # noqa: DJ001
+    # A contact calServer no longer lists: kept, but never mailed (inventory.recipients).
+    is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
         verbose_name = _("contact address")

@@ -341,12 +341,17 @@ def split_recipient_text(text: str) -> list[str]:
 # --- loading ------------------------------------------------------------------------------
 
 
+def active_contacts() -> Prefetch:
+    """A customer's contact addresses that may be mailed: those calServer still lists."""
+    return Prefetch("contacts", queryset=CustomerContact.objects.filter(is_active=True))
+
+
 def _user_queryset() -> QuerySet[User]:
     return get_user_model().objects.select_related("profile")
 
 
 def _customer_queryset() -> QuerySet[Customer]:
-    return Customer.objects.prefetch_related("contacts")
+    return Customer.objects.prefetch_related(active_contacts())
 
 
 @dataclass
@@ -576,9 +581,9 @@ class _Collector:
         """Each customer of the queryset by number, one recipient per contact address: two
         queries (the contacts through a subquery, not a list of ids that grows with them)."""
         contacts: dict[int, list[CustomerContact]] = defaultdict(list)
-        for contact in CustomerContact.objects.filter(customer__in=customers.values("pk")).order_by(
-            "customer_id", "position", "id"
-        ):
+        for contact in CustomerContact.objects.filter(
+            customer__in=customers.values("pk"), is_active=True
+        ).order_by("customer_id", "position", "id"):
             contacts[contact.customer_id].append(contact)
         for customer in customers.order_by("number"):
             self.add_customer(customer, contacts=contacts.get(customer.pk, []))
@@ -932,7 +937,7 @@ def search_recipients(
                 ),
             )
         )
-        .prefetch_related("contacts")
+        .prefetch_related(active_contacts())
         .order_by("number")[:limit]
     )
     lists = usable[TokenKind.LIST].filter(_words_filter(words, ("name", "description")))[:limit]
@@ -979,7 +984,7 @@ def describe_selection(
     items = parse_tokens(selection)
     ids = _ids_by_kind(items)
     usable = usable_references(user=user)
-    usable[TokenKind.CUSTOMER] = usable[TokenKind.CUSTOMER].prefetch_related("contacts")
+    usable[TokenKind.CUSTOMER] = usable[TokenKind.CUSTOMER].prefetch_related(active_contacts())
     loaded = {
         kind: {obj.pk: obj for obj in queryset.filter(pk__in=ids[kind])} if ids[kind] else {}
         for kind, queryset in usable.items()

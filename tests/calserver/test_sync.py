@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from calserver import services
 from calserver.models import SyncRun, SyncStatus, SyncTrigger
-from inventory.models import Customer, Instrument
+from inventory.models import Customer, CustomerContact, Instrument
+from inventory.recipients import resolve_selection
 from maillog.models import LogEntry
 from tests.calserver.conftest import CUSTOMER_A, CUSTOMER_B, make_connection
 from tests.calserver_fake import (
@@ -372,3 +373,42 @@ def test_sync_v1_extra_codes_are_unmapped_not_rejected(v1_connection, fake):
 
     assert run.rejected == 0
     assert Instrument.objects.get(external_id="M9").customer.external_id == "K2"
+
+
+@pytest.mark.django_db
+def test_a_contact_calserver_no_longer_lists_is_kept_but_never_mailed(v2_connection, fake):
+    fake.v2["/api/v2/contacts"] = [
+        {
+            "id": f"c-{n}",
+            "attributes": {"customer": CUSTOMER_A, "email": f"labor{n}@muster.example"},
+        }
+        for n in (1, 2)
+    ]
+    v2_connection.paths = {**v2_connection.paths, "contacts": "/api/v2/contacts"}
+    v2_connection.mapping = {
+        **v2_connection.mapping,
+        "contacts": {
+            "external_id": "id",
+            "customer": "attributes.customer",
+            "email": "attributes.email",
+        },
+    }
+    v2_connection.save()
+    sync(v2_connection)
+    customer = Customer.objects.get(external_id=CUSTOMER_A)
+    assert resolve_selection([f"customer:{customer.pk}"]).emails == [
+        "labor1@muster.example",
+        "labor2@muster.example",
+    ]
+    gone = fake.v2["/api/v2/contacts"].pop()
+
+    run = sync(v2_connection)
+
+    assert run.per_kind["contacts"]["inactivated"] == 1
+    assert CustomerContact.objects.get(external_id="c-2").is_active is False  # kept
+    assert resolve_selection([f"customer:{customer.pk}"]).emails == ["labor1@muster.example"]
+    assert resolve_selection(["audience:active_customers"]).emails == ["labor1@muster.example"]
+    # Listed again: mailed again.
+    fake.v2["/api/v2/contacts"].append(gone)
+    sync(v2_connection)
+    assert CustomerContact.objects.get(external_id="c-2").is_active is True
